@@ -1,0 +1,111 @@
+# ksmlab: GNU make targets. `make lab` to work, `make test` to check.
+#
+#   make lab     create .venv on first use, then open JupyterLab on notebooks/
+#   make test    pytest over tests/ plus nbval over notebooks/ and solutions/
+#   make bench   run benchmarks/run.py
+#   make lock    regenerate constraints.txt from the newest releases (temp venv)
+#   make clean   remove .venv and build/test leftovers
+#
+# Variables: PYTHON (interpreter that creates the venv), PYTEST_ARGS, LAB_ARGS, BENCH_ARGS.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := lab,test
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help venv $(VENV) lab test bench lock clean
+
+help:
+	@sed -n '3,9s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+# --- the virtual environment ------------------------------------------------
+# Created with $(PYTHON) on first use; (re)installed only when pyproject.toml or
+# constraints.txt is newer than the stamp.
+venv $(VENV): $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+# --- JupyterLab ---------------------------------------------------------------
+# As root (containers, CI) Jupyter refuses to start without --allow-root; on a
+# Linux machine without a display there is no browser to open.
+LAB_FLAGS :=
+ifeq ($(shell id -u 2>/dev/null),0)
+LAB_FLAGS += --allow-root
+endif
+ifeq ($(shell uname -s 2>/dev/null),Linux)
+ifeq ($(strip $(DISPLAY)$(WAYLAND_DISPLAY)),)
+LAB_FLAGS += --no-browser
+endif
+endif
+
+lab: $(STAMP)
+	@mkdir -p notebooks
+	$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS) notebooks/
+
+# --- tests ----------------------------------------------------------------------
+# Jupyter, IPython and matplotlib keep config and state under .venv/home during
+# tests, so `make test` neither reads nor writes the user's home directory.
+TEST_HOME := $(CURDIR)/$(VENV)/home
+TEST_ENV := \
+	JUPYTER_CONFIG_DIR=$(TEST_HOME)/jupyter/config \
+	JUPYTER_DATA_DIR=$(TEST_HOME)/jupyter/data \
+	JUPYTER_RUNTIME_DIR=$(TEST_HOME)/jupyter/runtime \
+	JUPYTERLAB_SETTINGS_DIR=$(TEST_HOME)/jupyter/lab/settings \
+	JUPYTERLAB_WORKSPACES_DIR=$(TEST_HOME)/jupyter/lab/workspaces \
+	JUPYTER_PLATFORM_DIRS=1 \
+	IPYTHONDIR=$(TEST_HOME)/ipython \
+	MPLCONFIGDIR=$(TEST_HOME)/matplotlib \
+	PYDEVD_DISABLE_FILE_VALIDATION=1
+
+# Folders whose notebooks nbval runs: only those that hold an .ipynb (outside
+# .ipynb_checkpoints). exercises/ is left out on purpose: it has blanks to fill in.
+NOTEBOOK_DIRS = $(strip $(foreach d,notebooks solutions,$(if $(shell find $(d) -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | head -n 1),$(d))))
+NBVAL_ARGS = $(if $(NOTEBOOK_DIRS),--nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg $(NOTEBOOK_DIRS))
+
+# pytest exits 5 when it collected nothing: that is a broken test setup, so it
+# fails the target with a message instead of passing quietly.
+test: $(STAMP)
+	@mkdir -p $(TEST_HOME)
+	$(TEST_ENV) $(BIN)/python -m pytest tests/ $(NBVAL_ARGS) $(PYTEST_ARGS) || { \
+	  rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	  exit $$rc; }
+
+# --- benchmarks -------------------------------------------------------------------
+bench: $(STAMP)
+	@test -f benchmarks/run.py || { echo "make bench: benchmarks/run.py does not exist yet" >&2; exit 1; }
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# --- lock file ----------------------------------------------------------------------
+# Installs the kit with its lab and test extras, unconstrained, into a throw-away
+# venv and records every installed distribution (except pip itself and the kit).
+lock:
+	@set -euo pipefail; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "make lock: installing .[$(EXTRAS)] into a fresh venv in $$tmp"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e ".[$(EXTRAS)]"; \
+	{ \
+	  echo "# ksmlab lock file: the exact version of every package that"; \
+	  echo "#   pip install -e \".[$(EXTRAS)]\""; \
+	  echo "# installs, resolved on CPython $$("$$tmp/venv/bin/python" -c 'import platform; print(platform.python_version(), platform.system(), platform.machine())')."; \
+	  echo "# Used as a constraints file: pip install -c constraints.txt -e \".[$(EXTRAS)]\"."; \
+	  echo "# Platform-only packages of other systems (e.g. pywinpty, colorama on Windows)"; \
+	  echo "# are not listed and install unpinned there."; \
+	  echo "# Regenerate with: make lock   (fresh temporary venv + pip freeze --exclude-editable),"; \
+	  echo "# then update the pins in environment.yml to match (tests/test_environment.py checks)."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable; \
+	} > constraints.txt.new; \
+	mv constraints.txt.new constraints.txt; \
+	echo "make lock: wrote constraints.txt ($$(grep -c '==' constraints.txt) pins)"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis benchmarks/out
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
