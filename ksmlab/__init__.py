@@ -1,0 +1,14 @@
+"""ksmlab: a steppable model of Linux KSM before and after commit 80e14822,
+"ksm: share anon page without allocating" (Hugh Dickins, 2009, Linux 2.6.33).
+
+``Machine(mode="allocate")`` runs mm/ksm.c as it was before the commit, ``Machine(mode="upgrade")``
+as it was after it. See the README and the notebooks.
+"""
+
+from .errors import InvariantViolation, KernelOops, KsmlabError, OutOfMemory
+from .machine import Ksmd, Machine, Process, Sysfs
+from .page import PAGE_SIZE
+
+__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "PAGE_SIZE", "KsmlabError", "OutOfMemory", "KernelOops",
+           "InvariantViolation"]
+__version__ = "0.1.0"

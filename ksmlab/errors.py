@@ -1,0 +1,52 @@
+"""The errors ksmlab raises.
+
+- :class:`KsmlabError` (a ``ValueError``): bad input from the caller. The message says what was
+  wrong and how to fix it; the machine is left exactly as it was.
+- :class:`OutOfMemory`: a memory cgroup (or the whole simulated RAM) is full. The kernel would run
+  the OOM killer; ksmlab stops the faulting operation before it changes anything.
+- :class:`KernelOops`: the modelled kernel code hit something the real kernel would have crashed on
+  or corrupted (a ``BUG_ON``, a NULL dereference, a bad page state). It happens only with hunk
+  combinations that the commit would never have shipped; the machine stops and stays inspectable.
+- :class:`InvariantViolation`: :meth:`ksmlab.Machine.validate` found a broken invariant.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KsmlabError", "OutOfMemory", "KernelOops", "InvariantViolation"]
+
+
+class KsmlabError(ValueError):
+    """Bad input: the message says what was wrong; nothing was changed."""
+
+
+class OutOfMemory(RuntimeError):
+    """A charge failed at a memory cgroup's limit, or the simulated RAM is exhausted.
+
+    ``cgroup`` names the full cgroup (``None`` when the whole machine is out of pages).
+    """
+
+    def __init__(self, message: str, cgroup: str | None = None):
+        super().__init__(message)
+        self.cgroup = cgroup
+
+
+class KernelOops(RuntimeError):
+    """What the kernel would have hit: the machine stops at this step and stays inspectable.
+
+    ``function`` is the kernel function where it happened, ``kind`` one of ``"BUG_ON"``,
+    ``"NULL pointer dereference"``, ``"Bad page state"``, ``"mlock"`` and ``pfn`` the page involved.
+    """
+
+    def __init__(self, kind: str, function: str, message: str, pfn: int | None = None):
+        super().__init__(f"{kind} in {function}(): {message}")
+        self.kind = kind
+        self.function = function
+        self.pfn = pfn
+
+
+class InvariantViolation(AssertionError):
+    """``Machine.validate()`` found a broken invariant; the message names it."""
+
+    def __init__(self, invariant: str, message: str):
+        super().__init__(f"{invariant}: {message}")
+        self.invariant = invariant

@@ -1,0 +1,69 @@
+"""The modelled kernel: every piece of state KSM touches, and the functions of each module.
+
+:class:`Kernel` combines the mixins of :mod:`~ksmlab.page`, :mod:`~ksmlab.memcg`,
+:mod:`~ksmlab.rmap`, :mod:`~ksmlab.mm` and :mod:`~ksmlab.ksm`, so a kernel function calls another
+as ``self.put_page(page)``, with the kernel's names. :class:`ksmlab.Machine` is the public face.
+"""
+
+from __future__ import annotations
+
+from .checksum import CHECKSUMS
+from .errors import KsmlabError
+from .ksm import KsmOps, KsmScan, MmSlot
+from .memcg import ROOT_CGROUP, MemCgroup, MemcgOps
+from .mm import MmOps
+from .page import ContentStore, FrameAllocator, PageOps, Pagevec
+from .rbtree import RBRoot
+from .rmap import RmapOps
+from .trace import Event
+
+__all__ = ["Kernel"]
+
+
+class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps):
+    """All state: frames, pagevecs, cgroups, KSM's lists, trees, counters and knobs, the trace."""
+
+    def __init__(self, ram_pages: int, switches: dict[str, bool], *, checksum: str = "jhash2",
+                 checksum_first: bool = False, drain_before_pass: bool = True, trace: bool = True):
+        if checksum not in CHECKSUMS:
+            raise KsmlabError(f"unknown checksum {checksum!r}: use one of {', '.join(CHECKSUMS)}")
+        # the commit's switches (ksmlab.hunks)
+        self.switches = dict(switches)
+        self.upgrade_in_place = switches["upgrade_in_place"]
+        self.vm_locked_kpage_guard = switches["vm_locked_kpage_guard"]
+        self.drop_lru_add_drain = switches["drop_lru_add_drain"]
+        self.drop_put_page = switches["drop_put_page"]
+        self.access_once = switches["access_once"]
+        # model options
+        self.checksum_first = checksum_first
+        self.drain_before_pass = drain_before_pass
+        # memory
+        self.frames = FrameAllocator(ram_pages)
+        self.contents = ContentStore(CHECKSUMS[checksum])
+        self.pagevecs = [Pagevec(0), Pagevec(1)]     # CPU 0: the processes; CPU 1: ksmd
+        self.cgroups: dict[str, MemCgroup] = {ROOT_CGROUP: MemCgroup(ROOT_CGROUP)}
+        self._next_kaddr = 0xFFFF880000100000           # made-up slab addresses for anon_vma, stable_node
+        # KSM (ksm.c.after:152-193)
+        self.ksm_mm_head = MmSlot()
+        self.mm_slots_hash: dict = {}
+        self.ksm_scan = KsmScan(self.ksm_mm_head)
+        self.root_stable_tree = RBRoot()
+        self.root_unstable_tree = RBRoot()
+        self.ksm_pages_shared = 0
+        self.ksm_pages_sharing = 0
+        self.ksm_pages_unshared = 0
+        self.ksm_rmap_items = 0
+        self.ksm_max_kernel_pages = ram_pages // 4      # ksm_init(): totalram_pages / 4
+        self.ksm_thread_pages_to_scan = 100
+        self.ksm_thread_sleep_millisecs = 20
+        self.ksm_run = 1                                # the kernel boots with 0: see Machine
+        # trace
+        self.tracing = trace
+        self.trace: list[Event] = []
+        self.current_step = None
+
+    def ev(self, func: str, what: str, mm=None, addr: int | None = None, pfn: int | None = None,
+           hunk: str | None = None, src: str | None = None) -> None:
+        """Append one event to the trace."""
+        self.trace.append(Event(len(self.trace), func, mm.name if mm is not None else None, addr, pfn,
+                                what, hunk, src))

@@ -1,0 +1,923 @@
+"""mm/ksm.c before and after commit 80e14822, function by function.
+
+``ksm.c.before`` is ``mode="allocate"``, ``ksm.c.after`` is ``mode="upgrade"``; the commit's
+behavioural changes are separate switches (``self.upgrade_in_place`` and friends, see
+:mod:`ksmlab.hunks`), so every function here follows whichever side each switch selects. Docstrings
+cite ``ksm.c.after:LINE`` (and ``ksm.c.before:LINE`` where the code differs); lines 1-833 are
+identical in both files.
+
+Glossary
+--------
+mm_slot
+    One per mm registered with KSM (``MADV_MERGEABLE``); they form ksmd's scan list.
+rmap_item
+    One per (mm, virtual page) ksmd has visited: its address (low bits: flags and the pass it was
+    put in the unstable tree), its last checksum, and its place in a tree.
+stable tree
+    Red-black tree of ``stable_node`` s, one per KSM page, ordered by page contents (memcmp). Nodes
+    hold no reference to their page: ``get_ksm_page`` checks the page still points back (keyhole).
+unstable tree
+    Red-black tree of rmap_items whose pages looked unchanged for one pass; rebuilt every pass.
+kpage
+    The KSM page two or more virtual pages are merged onto.
+
+Model notes: ksmd and the processes never run at the same time (ksmd is one thread stepped
+between process operations), so ``trylock_page`` always succeeds and mmap_sem is never contended;
+cond_resched and the kthread's sleeping are not modelled.
+"""
+
+from __future__ import annotations
+
+from .errors import KernelOops
+from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_WRITE,
+                 VM_HUGETLB, VM_INSERTPAGE, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MERGEABLE,
+                 VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED, VM_WRITE)
+from .page import (LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
+                   PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
+from .rbtree import RBNode, RBRoot, rb_erase, rb_insert_color, rb_link_node, RB_LEFT, RB_RIGHT
+
+__all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
+           "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE"]
+
+SEQNR_MASK = 0x0FF          # ksm.c.after:147
+UNSTABLE_FLAG = 0x100       # ksm.c.after:148
+STABLE_FLAG = 0x200         # ksm.c.after:149
+
+KSM_RUN_STOP = 0
+KSM_RUN_MERGE = 1
+KSM_RUN_UNMERGE = 2
+
+_UNMERGEABLE_FLAGS = (VM_MERGEABLE | VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND |
+                      VM_RESERVED | VM_HUGETLB | VM_INSERTPAGE | VM_NONLINEAR | VM_MIXEDMAP | VM_SAO)
+
+
+class MmSlot:
+    """``struct mm_slot`` (``ksm.c.after:86-100``): a node of ksmd's circular mm list."""
+
+    __slots__ = ("mm", "prev", "next", "rmap_list")
+
+    def __init__(self, mm=None):
+        self.mm = mm
+        self.prev = self
+        self.next = self
+        self.rmap_list = None          # first rmap_item, in address order
+
+    def __repr__(self) -> str:
+        return "<ksm_mm_head>" if self.mm is None else f"<mm_slot {self.mm.name}>"
+
+
+class RmapItem:
+    """``struct rmap_item`` (``ksm.c.after:132-145``).
+
+    ``address`` carries the flags in its low bits as in the kernel: ``SEQNR_MASK`` (the low byte
+    of the pass that put it in the unstable tree), ``UNSTABLE_FLAG``, ``STABLE_FLAG``.
+    """
+
+    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "node", "head")
+
+    def __init__(self, mm, address: int):
+        self.rmap_list = None
+        self.anon_vma = None
+        self.mm = mm
+        self.address = address
+        self.oldchecksum = 0
+        self.node = None               # RBNode while in the unstable tree
+        self.head = None               # stable_node while in the stable tree
+
+    @property
+    def vaddr(self) -> int:
+        return self.address & PAGE_MASK
+
+    def state(self) -> str:
+        """``"stable"``, ``"unstable"`` or ``"-"`` from the address flags."""
+        if self.address & STABLE_FLAG:
+            return "stable"
+        if self.address & UNSTABLE_FLAG:
+            return "unstable"
+        return "-"
+
+    def __repr__(self) -> str:
+        return f"<rmap_item {self.mm.name} {self.vaddr:#x} {self.state()}>"
+
+
+class StableNode:
+    """``struct stable_node`` (``ksm.c.after:115-119``): a KSM page and the rmap_items mapping it.
+
+    ``hlist`` keeps insertion order; the kernel's ``hlist_add_head`` order is its reverse.
+    """
+
+    __slots__ = ("node", "hlist", "page", "kaddr")
+
+    def __init__(self, kaddr: int):
+        self.node = RBNode(self)
+        self.hlist: dict[RmapItem, None] = {}
+        self.page = None
+        self.kaddr = kaddr
+
+    def __repr__(self) -> str:
+        return f"<stable_node {self.kaddr:#x} page {self.page.pfn if self.page else None}>"
+
+
+class KsmScan:
+    """``struct ksm_scan`` (``ksm.c.after:102-113``): ksmd's cursor.
+
+    ``rmap_list`` stands for the kernel's ``struct rmap_item **``: the object (mm_slot or
+    rmap_item) whose ``rmap_list`` field is the link to follow next.
+    """
+
+    __slots__ = ("mm_slot", "address", "rmap_list", "seqnr")
+
+    def __init__(self, head: MmSlot):
+        self.mm_slot = head
+        self.address = 0
+        self.rmap_list = head
+        self.seqnr = 0
+
+
+def memcmp_pages(page1: Page, page2: Page) -> int:
+    """``memcmp_pages()`` (``ksm.c.after:700-711``): the sign of memcmp over the two pages."""
+    a = page1.content
+    b = page2.content
+    if a is b:
+        return 0
+    return -1 if a < b else 1 if a > b else 0
+
+
+class KsmOps:
+    """Mixin: everything in mm/ksm.c, on the kernel object (``self``)."""
+
+    def _src(self, before: int, after: int) -> str:
+        if self.upgrade_in_place:
+            return f"ksm.c.after:{after}"
+        return f"ksm.c.before:{before}"
+
+    # ------------------------------------------------------------ rmap_item, mm_slot bookkeeping
+
+    def alloc_rmap_item(self, mm, address: int) -> RmapItem:
+        """``alloc_rmap_item()`` (``ksm.c.after:235-243``): a zeroed item, so oldchecksum is 0."""
+        self.ksm_rmap_items += 1
+        return RmapItem(mm, address)
+
+    def free_rmap_item(self, rmap_item: RmapItem) -> None:
+        """``free_rmap_item()`` (``ksm.c.after:245-250``)."""
+        self.ksm_rmap_items -= 1
+
+    @staticmethod
+    def ksm_test_exit(mm) -> bool:
+        """``ksm_test_exit()`` (``ksm.c.after:346-349``): the mm is exiting (no users left)."""
+        return mm.mm_users == 0
+
+    def hold_anon_vma(self, rmap_item: RmapItem, anon_vma) -> None:
+        """``hold_anon_vma()`` (``ksm.c.after:319-324``)."""
+        rmap_item.anon_vma = anon_vma
+        anon_vma.ksm_refcount += 1
+
+    def drop_anon_vma(self, rmap_item: RmapItem) -> None:
+        """``drop_anon_vma()`` (``ksm.c.after:326-336``)."""
+        anon_vma = rmap_item.anon_vma
+        if anon_vma is not None:
+            anon_vma.ksm_refcount -= 1
+
+    # ------------------------------------------------------------ breaking COW
+
+    def break_ksm(self, vma, addr: int) -> int:
+        """``break_ksm()`` (``ksm.c.after:362-408``): write-fault a KSM page away; ``-ENOMEM`` at a
+        memcg limit (tolerated by ksmd: the mapping stays on the KSM page)."""
+        ret = 0
+        while True:
+            page = self.follow_page(vma, addr)
+            if page is None:
+                break
+            if page.mapping_flags == 3:                    # PageKsm(page)
+                ret = self.handle_mm_fault(vma.vm_mm, vma, addr, True)
+            else:
+                ret = VM_FAULT_WRITE
+            self.put_page(page)
+            if ret & (VM_FAULT_WRITE | VM_FAULT_SIGBUS | VM_FAULT_OOM):
+                break
+        if self.tracing and ret & VM_FAULT_OOM:
+            self.ev("break_ksm", "COW failed at the memcg limit: the pte stays on the KSM page",
+                    mm=vma.vm_mm, addr=addr, src="ksm.c.after:382")
+        return -12 if ret & VM_FAULT_OOM else 0
+
+    def break_cow(self, rmap_item: RmapItem) -> None:
+        """``break_cow()`` (``ksm.c.after:410-433``): undo a merge of ``rmap_item``'s page."""
+        mm = rmap_item.mm
+        addr = rmap_item.address
+        self.drop_anon_vma(rmap_item)
+        if self.tracing:
+            self.ev("break_cow", "undo: break COW on this address", mm=mm, addr=addr & PAGE_MASK,
+                    src="ksm.c.after:410")
+        if self.ksm_test_exit(mm):
+            return
+        vma = self.find_vma(mm, addr)
+        if vma is None or vma.vm_start > addr:
+            return
+        if not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+            return
+        self.break_ksm(vma, addr & PAGE_MASK)
+
+    def get_mergeable_page(self, rmap_item: RmapItem) -> Page | None:
+        """``get_mergeable_page()`` (``ksm.c.after:435-463``): the page of a tree rmap_item, referenced."""
+        mm = rmap_item.mm
+        addr = rmap_item.address
+        if self.ksm_test_exit(mm):
+            return None
+        vma = self.find_vma(mm, addr)
+        if vma is None or vma.vm_start > addr:
+            return None
+        if not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+            return None
+        page = self.follow_page(vma, addr & PAGE_MASK)
+        if page is None:
+            return None
+        if page.mapping_flags & 1:          # PageAnon
+            return page
+        self.put_page(page)
+        return None
+
+    # ------------------------------------------------------------ the stable tree
+
+    def remove_node_from_stable_tree(self, stable_node: StableNode) -> None:
+        """``remove_node_from_stable_tree()`` (``ksm.c.after:465-482``): a stale node goes, and
+        the counters of every rmap_item listed on it with it."""
+        oldest = next(iter(stable_node.hlist), None)
+        for rmap_item in reversed(stable_node.hlist):       # hlist order: newest first
+            if rmap_item is not oldest:
+                self.ksm_pages_sharing -= 1
+            else:
+                self.ksm_pages_shared -= 1
+            self.drop_anon_vma(rmap_item)
+            rmap_item.address &= PAGE_MASK
+            rmap_item.head = None
+        stable_node.hlist.clear()
+        rb_erase(stable_node.node, self.root_stable_tree)
+        if self.tracing:
+            self.ev("remove_node_from_stable_tree", "stale stable node removed (its KSM page was freed)",
+                    pfn=stable_node.page.pfn, src="ksm.c.after:465")
+
+    def get_ksm_page(self, stable_node: StableNode) -> Page | None:
+        """``get_ksm_page()`` (``ksm.c.after:513-536``): the keyhole reference.
+
+        The node holds no reference; its page is still its KSM page only if ``page->mapping``
+        still points back at the node. A freed page had its mapping cleared, so the node is stale
+        and is removed.
+        """
+        page = stable_node.page
+        if (page.mapping_obj is not stable_node or page.mapping_flags != 3
+                or not self.get_page_unless_zero(page)):
+            self.remove_node_from_stable_tree(stable_node)
+            return None
+        return page
+
+    def remove_rmap_item_from_tree(self, rmap_item: RmapItem) -> None:
+        """``remove_rmap_item_from_tree()`` (``ksm.c.after:542-585``): take the item out of its tree.
+
+        An unstable item is erased from the tree only if it was put there in this pass: the tree
+        was reset when the pass began (``BUG_ON(age > 1)``). Its counter moves either way.
+        """
+        address = rmap_item.address
+        if address & STABLE_FLAG:
+            stable_node = rmap_item.head
+            page = self.get_ksm_page(stable_node)
+            if page is None:
+                return
+            self.lock_page(page)
+            del stable_node.hlist[rmap_item]
+            self.unlock_page(page)
+            self.put_page(page)
+            if stable_node.hlist:
+                self.ksm_pages_sharing -= 1
+            else:
+                self.ksm_pages_shared -= 1
+            self.drop_anon_vma(rmap_item)
+            rmap_item.address = address & PAGE_MASK
+            rmap_item.head = None
+            if self.tracing:
+                self.ev("remove_rmap_item_from_tree", "left the stable tree", mm=rmap_item.mm,
+                        addr=address & PAGE_MASK, pfn=page.pfn, src="ksm.c.after:546")
+        elif address & UNSTABLE_FLAG:
+            age = (self.ksm_scan.seqnr - address) & 0xFF
+            if age > 1:
+                raise KernelOops("BUG_ON", "remove_rmap_item_from_tree",
+                                 f"unstable rmap_item {address & PAGE_MASK:#x} is {age} passes old")
+            if age == 0:
+                rb_erase(rmap_item.node, self.root_unstable_tree)
+            self.ksm_pages_unshared -= 1
+            rmap_item.address = address & PAGE_MASK
+            if self.tracing:
+                self.ev("remove_rmap_item_from_tree",
+                        "left the unstable tree" if age == 0 else "unstable flag cleared (the tree was reset "
+                        "at the start of this pass)", mm=rmap_item.mm, addr=address & PAGE_MASK,
+                        src="ksm.c.after:564")
+
+    def remove_trailing_rmap_items(self, mm_slot: MmSlot, holder) -> None:
+        """``remove_trailing_rmap_items()`` (``ksm.c.after:587-597``)."""
+        while holder.rmap_list is not None:
+            rmap_item = holder.rmap_list
+            holder.rmap_list = rmap_item.rmap_list
+            self.remove_rmap_item_from_tree(rmap_item)
+            self.free_rmap_item(rmap_item)
+
+    # ------------------------------------------------------------ unmerging
+
+    def unmerge_ksm_pages(self, vma, start: int, end: int) -> int:
+        """``unmerge_ksm_pages()`` (``ksm.c.after:611-627``): break_ksm every page of the range."""
+        err = 0
+        addr = start
+        while addr < end and not err:
+            if self.ksm_test_exit(vma.vm_mm):
+                break
+            err = self.break_ksm(vma, addr)
+            addr += PAGE_SIZE
+        return err
+
+    def unmerge_and_remove_all_rmap_items(self) -> int:
+        """``unmerge_and_remove_all_rmap_items()`` (``ksm.c.after:632-686``): ``run=2``."""
+        head = self.ksm_mm_head
+        self.ksm_scan.mm_slot = head.next
+        while self.ksm_scan.mm_slot is not head:
+            mm_slot = self.ksm_scan.mm_slot
+            mm = mm_slot.mm
+            for vma in list(mm.mmap):
+                if self.ksm_test_exit(mm):
+                    break
+                if not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+                    continue
+                err = self.unmerge_ksm_pages(vma, vma.vm_start, vma.vm_end)
+                if err:
+                    self.ksm_scan.mm_slot = head
+                    return err
+            self.remove_trailing_rmap_items(mm_slot, mm_slot)
+            self.ksm_scan.mm_slot = mm_slot.next
+            if self.ksm_test_exit(mm):
+                self._unlink_mm_slot(mm_slot)
+        self.ksm_scan.seqnr = 0
+        return 0
+
+    # ------------------------------------------------------------ comparing and merging
+
+    def calc_checksum(self, page: Page) -> int:
+        """``calc_checksum()`` (``ksm.c.after:691-698``): jhash2 of the page (see :mod:`ksmlab.checksum`)."""
+        return self.contents.checksum(page.content)
+
+    def write_protect_page(self, vma, page: Page):
+        """``write_protect_page()`` (``ksm.c.after:718-769``): make the pte read-only, unless some
+        reference other than the ptes' and ksmd's own is held (O_DIRECT, a pagevec...).
+
+        Returns the resulting pte (``orig_pte``), or ``None`` for -EFAULT.
+        """
+        addr = self.page_address_in_vma(page, vma)
+        if addr is None:
+            return None
+        pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
+        if pte is None or pte.page is not page:          # page_check_address()
+            return None
+        if pte.write:
+            if page._mapcount + 1 + 1 != page._count:    # mapcount + 1 + swapped != page_count
+                if self.tracing:
+                    why = " (it is still in a pagevec)" if page.pagevec is not None else ""
+                    self.ev("write_protect_page", f"fails: page_count {page._count} != mapcount "
+                            f"{page._mapcount + 1} + 1{why}", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
+                            src="ksm.c.after:750")
+                return None
+            pte.write = False
+            if self.tracing:
+                self.ev("write_protect_page", "pte made read-only", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
+                        src="ksm.c.after:757")
+        return (pte, page)
+
+    def replace_page(self, vma, page: Page, kpage: Page, orig_pte) -> int:
+        """``replace_page()`` (``ksm.c.after:780-828``): point the pte at ``kpage`` instead of ``page``."""
+        addr = self.page_address_in_vma(page, vma)
+        if addr is None:
+            return -14
+        pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
+        if pte is None or pte is not orig_pte[0] or pte.page is not orig_pte[1] or pte.write:
+            return -14                                    # !pte_same(*ptep, orig_pte)
+        self.get_page(kpage)
+        self.page_add_anon_rmap(kpage, vma, addr)
+        pte.page = kpage                                  # mk_pte(kpage, vm_page_prot): read-only
+        pte.write = False
+        self.page_remove_rmap(page)
+        self.put_page(page, "replace_page")
+        if self.tracing:
+            self.ev("replace_page", f"pte now maps the KSM page {kpage.pfn}; page {page.pfn} unmapped",
+                    mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src="ksm.c.after:815")
+        return 0
+
+    def try_to_merge_one_page(self, vma, page: Page, kpage: Page | None) -> int:
+        """``try_to_merge_one_page()`` (``ksm.c.after:839-895``, ``ksm.c.before:838-885``).
+
+        With ``kpage`` ``None`` (only after the commit) ``page`` itself is upgraded in place to a
+        KSM page whose stable node is still NULL (hunk h2, ``ksm.c.after:868-881``).
+        """
+        if page is kpage:                                 # ksm page forked
+            return 0
+        err = -14
+        if not vma.vm_flags & VM_MERGEABLE:
+            return err
+        if not page.mapping_flags & 1:                    # !PageAnon(page)
+            return err
+        if page.flags & PG_locked:                        # !trylock_page(page)
+            return err
+        page.flags |= PG_locked
+        orig_pte = self.write_protect_page(vma, page)
+        if orig_pte is not None:
+            if kpage is None:
+                if not self.upgrade_in_place:             # only reachable with the hunks mixed up
+                    raise KernelOops("NULL pointer dereference", "try_to_merge_one_page",
+                                     "pages_identical(page, NULL)")
+                set_page_stable_node(page, None)
+                self.mark_page_accessed(page)
+                err = 0
+                if self.tracing:
+                    self.ev("set_page_stable_node", "upgraded in place: PageKsm with a NULL stable node "
+                            "(mapping 0x3); it keeps its memcg charge", mm=vma.vm_mm,
+                            addr=page.index << PAGE_SHIFT, pfn=page.pfn, hunk="h2",
+                            src="ksm.c.after:875")
+            elif memcmp_pages(page, kpage) == 0:          # pages_identical()
+                err = self.replace_page(vma, page, kpage, orig_pte)
+        if vma.vm_flags & VM_LOCKED and (kpage is not None or not self.vm_locked_kpage_guard) and not err:
+            self.munlock_vma_page(page)
+            if kpage is None:
+                raise KernelOops("NULL pointer dereference", "try_to_merge_one_page",
+                                 "PageMlocked(kpage) with kpage == NULL: the VM_LOCKED branch needs the "
+                                 "'kpage &&' test that hunk h2 adds (ksm.c.after:882)", page.pfn)
+            if self.tracing:
+                self.ev("munlock_vma_page", "VM_LOCKED: mlock moves from page to kpage", mm=vma.vm_mm,
+                        pfn=page.pfn, hunk="h2", src=self._src(871, 882))
+            if not kpage.flags & 0x200000:                # !PageMlocked(kpage)
+                self.unlock_page(page)
+                if not self.drop_lru_add_drain:
+                    self.lru_add_drain(1)
+                    if self.tracing:
+                        self.ev("lru_add_drain", "ksmd's pagevec drained so kpage is on the LRU",
+                                pfn=kpage.pfn, hunk="h2", src="ksm.c.before:875")
+                self.lock_page(kpage)
+                self.mlock_vma_page(kpage, "try_to_merge_one_page")
+                page = kpage                              # for final unlock
+        self.unlock_page(page)
+        return err
+
+    def try_to_merge_with_ksm_page(self, rmap_item: RmapItem, page: Page, kpage: Page | None) -> int:
+        """``try_to_merge_with_ksm_page()`` (``ksm.c.after:903-925``, ``ksm.c.before:893-916``)."""
+        mm = rmap_item.mm
+        if self.ksm_test_exit(mm):
+            return -14
+        vma = self.find_vma(mm, rmap_item.address)
+        if vma is None or vma.vm_start > rmap_item.address:
+            return -14
+        err = self.try_to_merge_one_page(vma, page, kpage)
+        if err:
+            if self.tracing:
+                self.ev("try_to_merge_with_ksm_page", "merge failed", mm=mm, addr=rmap_item.address & PAGE_MASK,
+                        pfn=page.pfn, src=self._src(893, 903))
+            return err
+        self.hold_anon_vma(rmap_item, vma.anon_vma)
+        return 0
+
+    def try_to_merge_two_pages(self, rmap_item: RmapItem, page: Page,
+                               tree_rmap_item: RmapItem, tree_page: Page) -> Page | None:
+        """``try_to_merge_two_pages()``: make a KSM page out of two identical pages.
+
+        After the commit (``ksm.c.after:938-965``, hunks h5, h6) ``page`` itself is upgraded and
+        ``tree_page`` is merged onto it: no allocation, and the KSM page keeps ``page``'s memcg
+        charge. Before it (``ksm.c.before:928-989``) a new uncharged page was allocated, ``page``
+        copied into it, and both merged onto the copy.
+        """
+        if self.ksm_max_kernel_pages and self.ksm_max_kernel_pages <= self.ksm_pages_shared:
+            if self.tracing:
+                self.ev("try_to_merge_two_pages", f"refused: pages_shared has reached max_kernel_pages "
+                        f"({self.ksm_max_kernel_pages})", mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK,
+                        src=self._src(942, 949))
+            return None
+        if self.upgrade_in_place:
+            if self.tracing:
+                self.ev("try_to_merge_two_pages", "upgrade the scanned page in place, then merge the tree "
+                        "page onto it", mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn,
+                        hunk="h5", src="ksm.c.after:953")
+            err = self.try_to_merge_with_ksm_page(rmap_item, page, None)
+            if not err:
+                err = self.try_to_merge_with_ksm_page(tree_rmap_item, tree_page, page)
+                if err:
+                    self.break_cow(rmap_item)
+            return None if err else page
+        return self._try_to_merge_two_pages_allocating(rmap_item, page, tree_rmap_item, tree_page)
+
+    def _try_to_merge_two_pages_allocating(self, rmap_item, page, tree_rmap_item, tree_page):
+        """The body of ``try_to_merge_two_pages`` before the commit (``ksm.c.before:946-988``), the
+        lines hunk h5 removes."""
+        mm = rmap_item.mm
+        kpage = self.frames.alloc_page()                   # alloc_page(GFP_HIGHUSER): no memcg charge
+        if self.tracing:
+            self.ev("alloc_page", "a new kpage is allocated, charged to no memory cgroup", mm=mm,
+                    addr=rmap_item.address & PAGE_MASK, pfn=kpage.pfn, hunk="h5", src="ksm.c.before:946")
+        err = -14
+        vma = None
+        if not self.ksm_test_exit(mm):
+            vma = self.find_vma(mm, rmap_item.address)
+            if vma is not None and vma.vm_start > rmap_item.address:
+                vma = None
+        if vma is not None:
+            kpage.content = page.content                   # copy_user_highpage()
+            kpage.flags |= PG_dirty | PG_uptodate | PG_swapbacked
+            set_page_stable_node(kpage, None)              # mark it PageKsm
+            kpage.index = page.index
+            if self.tracing:
+                self.ev("copy_user_highpage", f"page {page.pfn} copied into kpage; kpage marked PageKsm "
+                        "(mapping 0x3)", mm=mm, pfn=kpage.pfn, hunk="h5", src="ksm.c.before:957")
+            self.lru_cache_add_lru(kpage, LRU_ACTIVE_ANON, cpu=1)
+            if self.tracing:
+                self.ev("lru_cache_add_lru", "kpage parked in ksmd's per-CPU pagevec (+1 reference)",
+                        pfn=kpage.pfn, hunk="h5", src="ksm.c.before:963")
+            err = self.try_to_merge_one_page(vma, page, kpage)
+            if not err:
+                self.hold_anon_vma(rmap_item, vma.anon_vma)
+        if not err:
+            err = self.try_to_merge_with_ksm_page(tree_rmap_item, tree_page, kpage)
+            if err:
+                self.break_cow(rmap_item)
+        if err:
+            self.put_page(kpage, "try_to_merge_two_pages")
+            return None
+        return kpage
+
+    def stable_tree_search(self, page: Page) -> StableNode | None:
+        """``stable_tree_search()`` (``ksm.c.after:976-1010``): a KSM page with the same contents.
+
+        On a match the KSM page's reference (from ``get_ksm_page``) is kept for the caller. A stale
+        node met on the way ends the search.
+        """
+        stable_node = page_stable_node(page)
+        if stable_node is not None:                        # ksm page forked
+            page._count += 1
+            return stable_node
+        node = self.root_stable_tree.rb_node
+        content = page.content
+        while node is not None:
+            stable_node = node.owner
+            tree_page = self.get_ksm_page(stable_node)
+            if tree_page is None:
+                return None
+            other = tree_page.content
+            if content is other:
+                return stable_node
+            if content < other:
+                self.put_page(tree_page)
+                node = node.rb_left
+            elif content > other:
+                self.put_page(tree_page)
+                node = node.rb_right
+            else:
+                return stable_node
+        return None
+
+    def stable_tree_insert(self, kpage: Page) -> StableNode | None:
+        """``stable_tree_insert()`` (``ksm.c.after:1019-1066``): a new node for ``kpage``, which then
+        points back at it (``mapping = stable_node | 3``)."""
+        root = self.root_stable_tree
+        parent = None
+        link = root
+        node = root.rb_node
+        content = kpage.content
+        while node is not None:
+            stable_node = node.owner
+            tree_page = self.get_ksm_page(stable_node)
+            if tree_page is None:
+                return None
+            other = tree_page.content
+            self.put_page(tree_page)
+            parent = node
+            if content < other:
+                link, node = RB_LEFT, node.rb_left
+            elif content > other:
+                link, node = RB_RIGHT, node.rb_right
+            else:
+                return None
+        self._next_kaddr += 0x40
+        stable_node = StableNode(self._next_kaddr)
+        rb_link_node(stable_node.node, parent, link)
+        rb_insert_color(stable_node.node, root)
+        stable_node.page = kpage
+        set_page_stable_node(kpage, stable_node)
+        if self.tracing:
+            self.ev("stable_tree_insert", f"new stable node; page->mapping = stable_node|3", pfn=kpage.pfn,
+                    src="ksm.c.after:1062")
+        return stable_node
+
+    def unstable_tree_search_insert(self, rmap_item: RmapItem, page: Page):
+        """``unstable_tree_search_insert()`` (``ksm.c.after:1082-1132``): find an identical page in
+        the unstable tree (returned with ``tree_page`` referenced), else insert ``rmap_item``."""
+        root = self.root_unstable_tree
+        parent = None
+        link = root
+        node = root.rb_node
+        content = page.content
+        while node is not None:
+            tree_rmap_item = node.owner
+            tree_page = self.get_mergeable_page(tree_rmap_item)
+            if tree_page is None:
+                return None, None
+            if page is tree_page:                          # don't substitute a ksm page for a forked page
+                self.put_page(tree_page)
+                return None, None
+            other = tree_page.content
+            parent = node
+            if content < other:
+                self.put_page(tree_page)
+                link, node = RB_LEFT, node.rb_left
+            elif content > other:
+                self.put_page(tree_page)
+                link, node = RB_RIGHT, node.rb_right
+            else:
+                return tree_rmap_item, tree_page
+        rmap_item.address |= UNSTABLE_FLAG | (self.ksm_scan.seqnr & SEQNR_MASK)
+        if rmap_item.node is None:
+            rmap_item.node = RBNode(rmap_item)
+        rb_link_node(rmap_item.node, parent, link)
+        rb_insert_color(rmap_item.node, root)
+        self.ksm_pages_unshared += 1
+        if self.tracing:
+            self.ev("unstable_tree_search_insert", "no twin: inserted in the unstable tree", mm=rmap_item.mm,
+                    addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=self._src(1154, 1130))
+        return None, None
+
+    def stable_tree_append(self, rmap_item: RmapItem, stable_node: StableNode) -> None:
+        """``stable_tree_append()`` (``ksm.c.after:1139-1150``): the first item makes the node count
+        in pages_shared, every further one in pages_sharing."""
+        rmap_item.head = stable_node
+        rmap_item.address |= STABLE_FLAG
+        first = not stable_node.hlist
+        stable_node.hlist[rmap_item] = None
+        if first:
+            self.ksm_pages_shared += 1
+        else:
+            self.ksm_pages_sharing += 1
+        if self.tracing:
+            self.ev("stable_tree_append", "pages_shared += 1" if first else "pages_sharing += 1",
+                    mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=stable_node.page.pfn,
+                    src=self._src(1163, 1139))
+
+    def cmp_and_merge_page(self, page: Page, rmap_item: RmapItem) -> None:
+        """``cmp_and_merge_page()`` (``ksm.c.after:1161-1236``, ``ksm.c.before:1185-1262``).
+
+        Stable tree first; then the checksum gate (a page must look unchanged across two passes);
+        then the unstable tree, where a twin makes a new KSM page. With ``checksum_first`` (Linux
+        6.11 and later) the gate comes before the stable-tree search for non-KSM pages.
+        """
+        mm = rmap_item.mm
+        addr = rmap_item.address & PAGE_MASK
+        self.remove_rmap_item_from_tree(rmap_item)
+        if self.checksum_first and page_stable_node(page) is None:
+            if not self._checksum_unchanged(page, rmap_item):
+                return
+        stable_node = self.stable_tree_search(page)
+        if stable_node is not None:
+            kpage = stable_node.page
+            if self.tracing:
+                self.ev("stable_tree_search", f"found KSM page {kpage.pfn} with the same contents", mm=mm,
+                        addr=addr, pfn=page.pfn, src=self._src(1197, 1173))
+            err = self.try_to_merge_with_ksm_page(rmap_item, page, kpage)
+            if not err:
+                self.lock_page(kpage)
+                self.stable_tree_append(rmap_item, stable_node)
+                self.unlock_page(kpage)
+            self.put_page(kpage, "cmp_and_merge_page")
+            return
+        if not self.checksum_first and not self._checksum_unchanged(page, rmap_item):
+            return
+        tree_rmap_item, tree_page = self.unstable_tree_search_insert(rmap_item, page)
+        if tree_rmap_item is None:
+            return
+        if self.tracing:
+            self.ev("unstable_tree_search_insert", f"twin found: page {tree_page.pfn} of "
+                    f"{tree_rmap_item.mm.name} at {tree_rmap_item.address & PAGE_MASK:#x}", mm=mm, addr=addr,
+                    pfn=page.pfn, src=self._src(1106, 1082))
+        kpage = self.try_to_merge_two_pages(rmap_item, page, tree_rmap_item, tree_page)
+        self.put_page(tree_page, "cmp_and_merge_page")
+        if kpage is None:
+            return
+        self.remove_rmap_item_from_tree(tree_rmap_item)
+        self.lock_page(kpage)
+        stable_node = self.stable_tree_insert(kpage)
+        if stable_node is not None:
+            self.stable_tree_append(tree_rmap_item, stable_node)
+            self.stable_tree_append(rmap_item, stable_node)
+        self.unlock_page(kpage)
+        if not self.drop_put_page:
+            if self.tracing:
+                self.ev("put_page", "ksmd drops its reference to kpage", pfn=kpage.pfn, hunk="h7",
+                        src="ksm.c.before:1247")
+            self.put_page(kpage, "cmp_and_merge_page")
+        if stable_node is None:
+            self.break_cow(tree_rmap_item)
+            self.break_cow(rmap_item)
+
+    def _checksum_unchanged(self, page: Page, rmap_item: RmapItem) -> bool:
+        """The checksum gate of ``cmp_and_merge_page`` (``ksm.c.after:1196-1200``)."""
+        checksum = self.contents.checksum(page.content)
+        if rmap_item.oldchecksum != checksum:
+            if self.tracing:
+                self.ev("calc_checksum", f"checksum {checksum:#010x} differs from {rmap_item.oldchecksum:#010x}: "
+                        "volatile, look again next pass", mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK,
+                        pfn=page.pfn, src=self._src(1220, 1196))
+            rmap_item.oldchecksum = checksum
+            return False
+        return True
+
+    # ------------------------------------------------------------ the scan
+
+    def get_next_rmap_item(self, mm_slot: MmSlot, holder, addr: int) -> RmapItem:
+        """``get_next_rmap_item()`` (``ksm.c.after:1238-1264``): the item for ``addr``, freeing the
+        items of addresses no longer mapped on the way, or a new zeroed one."""
+        while holder.rmap_list is not None:
+            rmap_item = holder.rmap_list
+            if rmap_item.address & PAGE_MASK == addr:
+                return rmap_item
+            if rmap_item.address > addr:
+                break
+            holder.rmap_list = rmap_item.rmap_list
+            self.remove_rmap_item_from_tree(rmap_item)
+            self.free_rmap_item(rmap_item)
+        rmap_item = self.alloc_rmap_item(mm_slot.mm, addr)
+        rmap_item.rmap_list = holder.rmap_list
+        holder.rmap_list = rmap_item
+        return rmap_item
+
+    def scan_get_next_rmap_item(self):
+        """``scan_get_next_rmap_item()`` (``ksm.c.after:1266-1376``): advance ksmd's cursor to the
+        next present anonymous page of a VM_MERGEABLE area; ``(None, None)`` at the end of a pass."""
+        head = self.ksm_mm_head
+        scan = self.ksm_scan
+        if head.next is head:
+            return None, None
+        slot = scan.mm_slot
+        if slot is head:
+            self.root_unstable_tree.rb_node = None          # root_unstable_tree = RB_ROOT
+            self.lru_add_drain_all_before_pass()
+            slot = scan.mm_slot = head.next
+            scan.address = 0
+            scan.rmap_list = slot
+            if self.tracing:
+                self.ev("scan_get_next_rmap_item", f"pass {scan.seqnr + 1} begins: unstable tree reset",
+                        src=self._src(1303, 1278))
+        while True:
+            mm = slot.mm
+            if not self.ksm_test_exit(mm):
+                for vma in mm.mmap:
+                    if vma.vm_end <= scan.address:
+                        continue
+                    if not vma.vm_flags & VM_MERGEABLE:
+                        continue
+                    if scan.address < vma.vm_start:
+                        scan.address = vma.vm_start
+                    if vma.anon_vma is None:
+                        scan.address = vma.vm_end
+                    pgtable = mm.pgtable
+                    end = vma.vm_end
+                    while scan.address < end:
+                        address = scan.address
+                        pte = pgtable.get(address >> PAGE_SHIFT)
+                        if pte is not None:
+                            page = pte.page
+                            if not page.zero and page.mapping_flags & 1:
+                                page._count += 1             # follow_page(FOLL_GET)
+                                rmap_item = self.get_next_rmap_item(slot, scan.rmap_list, address)
+                                scan.rmap_list = rmap_item
+                                scan.address = address + PAGE_SIZE
+                                return rmap_item, page
+                        scan.address = address + PAGE_SIZE
+            if self.ksm_test_exit(mm):
+                scan.address = 0
+                scan.rmap_list = slot
+            self.remove_trailing_rmap_items(slot, scan.rmap_list)
+            scan.mm_slot = slot.next
+            if scan.address == 0:
+                self._unlink_mm_slot(slot)
+                if self.tracing:
+                    self.ev("scan_get_next_rmap_item", "mm has exited or has no mergeable area left: "
+                            "its mm_slot is freed", mm=mm, src=self._src(1378, 1353))
+            slot = scan.mm_slot
+            if slot is head:
+                break
+            scan.address = 0
+            scan.rmap_list = slot
+        scan.seqnr += 1
+        if self.tracing:
+            self.ev("scan_get_next_rmap_item", f"pass {scan.seqnr} complete: full_scans = {scan.seqnr}",
+                    src=self._src(1395, 1370))
+        return None, None
+
+    def ksm_do_scan(self, scan_npages: int) -> int:
+        """``ksm_do_scan()`` (``ksm.c.after:1378-1392``): visit up to ``scan_npages`` rmap_items,
+        stopping early at the end of a pass. Returns how many were visited (no kernel analogue)."""
+        visited = 0
+        while scan_npages > 0:
+            scan_npages -= 1
+            rmap_item, page = self.scan_get_next_rmap_item()
+            if rmap_item is None:
+                break
+            visited += 1
+            if self.tracing:
+                self.ev("ksm_do_scan", f"visit: page {page.pfn}, rmap_item {rmap_item.state()}", mm=rmap_item.mm,
+                        addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=self._src(1403, 1378))
+            if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
+                self.cmp_and_merge_page(page, rmap_item)
+            self.put_page(page, "ksm_do_scan")
+        return visited
+
+    def lru_add_drain_all_before_pass(self) -> None:
+        """The pagevec drain ksmlab does as a pass begins (``Machine(drain_before_pass=True)``).
+
+        Not in the 2009 code: a documented simplification, as today's ksmd does
+        ``lru_add_drain_all()`` there (modern ksm.c:2567). Without it, a page faulted just before
+        the pass can still sit in a pagevec, and fails ``write_protect_page``'s count check.
+        """
+        if self.drain_before_pass:
+            self.lru_add_drain_all()
+
+    # ------------------------------------------------------------ registering mms
+
+    def ksm_madvise(self, vma, start: int, end: int, advice: str) -> int:
+        """``ksm_madvise()`` (``ksm.c.after:1420-1461``). Returns 0 or a negative errno."""
+        mm = vma.vm_mm
+        if advice == "MADV_MERGEABLE":
+            if vma.vm_flags & _UNMERGEABLE_FLAGS:
+                return 0                                   # just ignore the advice
+            if not mm.flags & MMF_VM_MERGEABLE:
+                self.__ksm_enter(mm)
+            vma.vm_flags |= VM_MERGEABLE
+            return 0
+        if not vma.vm_flags & VM_MERGEABLE:
+            return 0
+        if vma.anon_vma is not None:
+            err = self.unmerge_ksm_pages(vma, start, end)
+            if err:
+                return err
+        vma.vm_flags &= ~VM_MERGEABLE
+        return 0
+
+    def __ksm_enter(self, mm) -> None:
+        """``__ksm_enter()`` (``ksm.c.after:1463-1492``): a new mm_slot just behind the cursor, so the
+        mm is scanned last in the current pass."""
+        mm_slot = MmSlot(mm)
+        self.mm_slots_hash[mm] = mm_slot
+        cursor = self.ksm_scan.mm_slot                     # list_add_tail(&slot->mm_list, &cursor->mm_list)
+        mm_slot.prev = cursor.prev
+        mm_slot.next = cursor
+        cursor.prev.next = mm_slot
+        cursor.prev = mm_slot
+        mm.flags |= MMF_VM_MERGEABLE
+        mm.mm_count += 1
+        if self.tracing:
+            self.ev("__ksm_enter", "mm registered with KSM: mm_slot placed just behind the scan cursor", mm=mm,
+                    src=self._src(1488, 1463))
+
+    def ksm_fork(self, mm, oldmm) -> None:
+        """``ksm_fork()`` (include/linux/ksm.h): a child of a mergeable mm is registered too."""
+        self.__ksm_enter(mm)
+
+    def ksm_exit(self, mm) -> None:
+        """``ksm_exit()`` (include/linux/ksm.h): ``__ksm_exit`` for a registered mm."""
+        if mm.flags & MMF_VM_MERGEABLE:
+            self.__ksm_exit(mm)
+
+    def __ksm_exit(self, mm) -> None:
+        """``__ksm_exit()`` (``ksm.c.after:1494-1530``): free the slot now if it has no rmap_items and
+        is not at the cursor, else move it next to the cursor for ksmd to reap."""
+        mm_slot = self.mm_slots_hash.get(mm)
+        if mm_slot is None or self.ksm_scan.mm_slot is mm_slot:
+            return
+        if mm_slot.rmap_list is None:
+            self._unlink_mm_slot(mm_slot)
+            return
+        mm_slot.prev.next = mm_slot.next                  # list_move(&slot->mm_list, &cursor->mm_list)
+        mm_slot.next.prev = mm_slot.prev
+        cursor = self.ksm_scan.mm_slot
+        mm_slot.prev = cursor
+        mm_slot.next = cursor.next
+        cursor.next.prev = mm_slot
+        cursor.next = mm_slot
+
+    def _unlink_mm_slot(self, mm_slot: MmSlot) -> None:
+        """``hlist_del`` + ``list_del`` + ``free_mm_slot`` + ``clear_bit(MMF_VM_MERGEABLE)`` + ``mmdrop``."""
+        mm = mm_slot.mm
+        del self.mm_slots_hash[mm]
+        mm_slot.prev.next = mm_slot.next
+        mm_slot.next.prev = mm_slot.prev
+        mm_slot.prev = mm_slot.next = mm_slot
+        mm.flags &= ~MMF_VM_MERGEABLE
+        mm.mm_count -= 1
+
+    def mm_slots(self):
+        """The mm_slots in scan order (no kernel analogue)."""
+        slot = self.ksm_mm_head.next
+        while slot is not self.ksm_mm_head:
+            yield slot
+            slot = slot.next
+
+    def ksm_pages_volatile(self) -> int:
+        """``pages_volatile_show()`` (``ksm.c.after:1807-1822``): what no other counter accounts for."""
+        return max(0, self.ksm_rmap_items - self.ksm_pages_shared - self.ksm_pages_sharing -
+                   self.ksm_pages_unshared)

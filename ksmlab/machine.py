@@ -1,0 +1,572 @@
+"""``Machine``: the public face of the model — processes, cgroups, ksmd and /sys/kernel/mm/ksm.
+
+>>> from ksmlab import Machine, PAGE_SIZE
+>>> m = Machine(mode="upgrade")
+>>> m.add_cgroup("A")
+>>> p = m.spawn("p1", cgroup="A")
+>>> addr = p.mmap(pages=2)
+>>> p.write(addr, b"same"); p.write(addr + PAGE_SIZE, b"same")
+>>> p.madvise(addr, 2 * PAGE_SIZE, "MADV_MERGEABLE")
+>>> m.ksmd.run(full_scans=2)
+>>> m.ksm_stats()["pages_sharing"], m.memcg_usage()["A"]
+(1, 1)
+
+Every operation checks its input first: bad input raises :class:`~ksmlab.KsmlabError` and changes
+nothing. The machine boots with ``run`` = 1 (as if the administrator had written 1 to
+/sys/kernel/mm/ksm/run; the kernel itself boots with 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .errors import KernelOops, KsmlabError, OutOfMemory
+from .hunks import resolve_switches, unsafe_reasons
+from .kernel import Kernel
+from .ksm import KSM_RUN_MERGE, KSM_RUN_UNMERGE
+from .memcg import ROOT_CGROUP, MemCgroup
+from .mm import MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, Vma
+from .page import PAGE_SHIFT, PAGE_SIZE
+
+__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES"]
+
+#: 1 GiB of simulated RAM.
+DEFAULT_RAM_PAGES = 262_144
+
+_ADVICE = ("MADV_MERGEABLE", "MADV_UNMERGEABLE")
+
+
+def _check_int(value, what: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KsmlabError(f"{what} must be an int, not {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise KsmlabError(f"{what} must be at least {minimum}, not {value}")
+    return value
+
+
+def _check_name(name, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise KsmlabError(f"{what} must be a non-empty string, not {name!r}")
+    return name
+
+
+class Machine:
+    """A simulated machine running mm/ksm.c before (``mode="allocate"``) or after (``"upgrade"``)
+    commit 80e14822.
+
+    Parameters
+    ----------
+    mode:
+        ``"upgrade"`` (default, ``ksm.c.after``) or ``"allocate"`` (``ksm.c.before``).
+    hunks:
+        Overrides of single switches, e.g. ``{"drop_put_page": False}`` (see :mod:`ksmlab.hunks`).
+    ram_pages:
+        Simulated RAM in pages (262,144 = 1 GiB); ``max_kernel_pages`` defaults to a quarter.
+    checksum:
+        ``"jhash2"`` (as the kernel) or ``"crc32"`` (fast stand-in; same counters).
+    checksum_first:
+        Put the checksum gate before the stable-tree search, as Linux 6.11 and later do.
+    drain_before_pass:
+        Drain the pagevecs as each pass begins (default, a documented simplification); ``False``
+        keeps freshly faulted pages parked, and they fail ``write_protect_page``'s count check.
+    trace:
+        Record events (default); switch off for speed.
+    check_contents:
+        Keep what each process last wrote, so :meth:`validate` can prove KSM is invisible.
+    """
+
+    def __init__(self, mode: str = "upgrade", hunks: dict | None = None, *, ram_pages: int = DEFAULT_RAM_PAGES,
+                 checksum: str = "jhash2", checksum_first: bool = False, drain_before_pass: bool = True,
+                 trace: bool = True, check_contents: bool = True):
+        if hunks is not None and not isinstance(hunks, Mapping):
+            raise KsmlabError(f"hunks must be a dict of switch names to True/False, not {hunks!r}")
+        switches = resolve_switches(mode, dict(hunks or {}))
+        _check_int(ram_pages, "ram_pages", minimum=16)
+        for flag, value in (("checksum_first", checksum_first), ("drain_before_pass", drain_before_pass),
+                            ("trace", trace), ("check_contents", check_contents)):
+            if not isinstance(value, bool):
+                raise KsmlabError(f"{flag} must be True or False, not {value!r}")
+        self.mode = mode
+        self.kernel = Kernel(ram_pages, switches, checksum=checksum, checksum_first=checksum_first,
+                             drain_before_pass=drain_before_pass, trace=trace)
+        self.check_contents = check_contents
+        self.processes: dict[str, Process] = {}
+        self.ksmd = Ksmd(self)
+        self.sysfs = Sysfs(self)
+        self.oops: KernelOops | None = None
+        self._next_pid = 100
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def switches(self) -> dict[str, bool]:
+        """The five hunk switches as this machine runs them."""
+        return dict(self.kernel.switches)
+
+    @property
+    def unsafe(self) -> list[str]:
+        """Why this combination of switches is unsafe (empty when it is safe)."""
+        return unsafe_reasons(self.kernel.switches)
+
+    @property
+    def trace(self):
+        """The list of :class:`~ksmlab.trace.Event` s recorded so far."""
+        return self.kernel.trace
+
+    @property
+    def tracing(self) -> bool:
+        return self.kernel.tracing
+
+    @tracing.setter
+    def tracing(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise KsmlabError(f"tracing must be True or False, not {on!r}")
+        self.kernel.tracing = on
+
+    # ------------------------------------------------------------ cgroups and processes
+
+    def add_cgroup(self, name: str, limit_pages: int | None = None) -> None:
+        """Create memory cgroup ``name``, with a limit in pages (``None``: unlimited)."""
+        _check_name(name, "cgroup name")
+        if name in self.kernel.cgroups:
+            raise KsmlabError(f"cgroup {name!r} already exists")
+        if limit_pages is not None:
+            _check_int(limit_pages, "limit_pages")
+        self.kernel.cgroups[name] = MemCgroup(name, limit_pages)
+
+    def _cgroup(self, name) -> MemCgroup:
+        cgroup = self.kernel.cgroups.get(name) if isinstance(name, str) else None
+        if cgroup is None:
+            known = ", ".join(repr(c) for c in self.kernel.cgroups)
+            raise KsmlabError(f"unknown cgroup {name!r}: create it with m.add_cgroup({name!r}) first "
+                              f"(cgroups: {known})")
+        return cgroup
+
+    def spawn(self, name: str, cgroup: str = ROOT_CGROUP) -> "Process":
+        """Start process ``name`` in ``cgroup`` with an empty address space."""
+        self._check_alive()
+        self._check_new_process(name)
+        memcg = self._cgroup(cgroup)
+        return self._new_process(name, memcg)
+
+    def _check_new_process(self, name) -> None:
+        _check_name(name, "process name")
+        if name in self.processes:
+            raise KsmlabError(f"a process named {name!r} already exists: names must be unique")
+
+    def _new_process(self, name: str, memcg: MemCgroup) -> "Process":
+        pid = self._next_pid
+        self._next_pid += 1
+        mm = MmStruct(name, pid, memcg)
+        process = Process(self, name, pid, mm)
+        mm.process = process
+        self.processes[name] = process
+        return process
+
+    def process(self, name: str) -> "Process":
+        """The process called ``name``."""
+        try:
+            return self.processes[name]
+        except (KeyError, TypeError):
+            raise KsmlabError(f"unknown process {name!r}: processes are {', '.join(self.processes) or 'none'}") from None
+
+    # ------------------------------------------------------------ reports
+
+    def ksm_stats(self) -> dict[str, int]:
+        """The counters of /sys/kernel/mm/ksm, as the kernel keeps them (lazily)."""
+        k = self.kernel
+        return {"pages_shared": k.ksm_pages_shared, "pages_sharing": k.ksm_pages_sharing,
+                "pages_unshared": k.ksm_pages_unshared, "pages_volatile": k.ksm_pages_volatile(),
+                "full_scans": k.ksm_scan.seqnr}
+
+    def memcg_usage(self) -> dict:
+        """Charged pages per cgroup (every cgroup), and under ``None`` the pages in use that are
+        charged to no cgroup (the old code's KSM pages)."""
+        usage = {name: cg.usage for name, cg in self.kernel.cgroups.items()}
+        frames = self.kernel.frames
+        charged = sum(usage.values())
+        usage[None] = frames.nr_used - 1 - charged       # minus the zero page
+        return usage
+
+    def pages_in_use(self) -> list:
+        """Every allocated ``struct page`` (not the zero page), by pfn."""
+        return [page for page in self.kernel.frames.mem_map[1:] if page._count > 0]
+
+    def validate(self) -> None:
+        """Raise :class:`~ksmlab.InvariantViolation` naming the first broken invariant."""
+        from .validate import validate
+        validate(self)
+
+    # ------------------------------------------------------------ internals
+
+    def _check_alive(self) -> None:
+        if self.oops is not None:
+            raise KernelOops(self.oops.kind, self.oops.function,
+                             f"this machine has already oopsed ({self.oops}); it can be inspected but not "
+                             "run: make a new Machine", self.oops.pfn)
+
+    def _run_kernel(self, fn: Callable, *args):
+        """Run a kernel operation; a KernelOops stops the machine for good."""
+        self._check_alive()
+        try:
+            return fn(*args)
+        except KernelOops as oops:
+            self.oops = oops
+            if self.kernel.tracing:
+                self.kernel.ev(oops.function, f"OOPS: {oops}", pfn=oops.pfn)
+            raise
+
+    def __repr__(self) -> str:
+        return (f"<Machine mode={self.mode} processes={len(self.processes)} "
+                f"full_scans={self.kernel.ksm_scan.seqnr}>")
+
+
+class Process:
+    """A single-threaded process with a private anonymous address space."""
+
+    def __init__(self, machine: Machine, name: str, pid: int, mm: MmStruct):
+        self.machine = machine
+        self.name = name
+        self.pid = pid
+        self.mm = mm
+        self.alive = True
+        self.written: dict[int, bytes] = {}              # vpn -> what this process last wrote there
+
+    @property
+    def cgroup(self) -> str:
+        return self.mm.memcg.name
+
+    def __repr__(self) -> str:
+        state = "" if self.alive else " exited"
+        return f"<Process {self.name} pid={self.pid} cgroup={self.cgroup}{state}>"
+
+    # ------------------------------------------------------------ checks
+
+    def _check(self) -> None:
+        self.machine._check_alive()
+        if not self.alive:
+            raise KsmlabError(f"process {self.name!r} has exited")
+
+    def _range(self, addr, length, what: str, aligned: bool) -> tuple[int, int]:
+        _check_int(addr, f"{what} address")
+        _check_int(length, f"{what} length")
+        if aligned and (addr % PAGE_SIZE or length % PAGE_SIZE):
+            raise KsmlabError(f"{what}: address {addr:#x} and length {length} must be multiples of PAGE_SIZE "
+                              f"({PAGE_SIZE})")
+        end = addr + length
+        kernel = self.machine.kernel
+        pos = addr
+        while pos < end:
+            vma = kernel.find_vma(self.mm, pos)
+            if vma is None or vma.vm_start > pos:
+                raise KsmlabError(f"{what}: byte {pos:#x} of {self.name} lies outside every mapping "
+                                  f"(mappings: {self._vma_list()})")
+            pos = vma.vm_end
+        return addr, end
+
+    def _vma_list(self) -> str:
+        return ", ".join(f"{v.vm_start:#x}-{v.vm_end:#x}" for v in self.mm.mmap) or "none"
+
+    # ------------------------------------------------------------ system calls
+
+    def mmap(self, pages: int) -> int:
+        """``mmap(NULL, pages * PAGE_SIZE, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)``: the address."""
+        self._check()
+        _check_int(pages, "pages", minimum=1)
+        mm = self.mm
+        end = mm.free_area_cache
+        start = end - pages * PAGE_SIZE
+        vma = Vma(mm, start, end, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE)
+        mm.mmap.append(vma)
+        mm.mmap.sort(key=lambda v: v.vm_start)
+        mm.free_area_cache = start - PAGE_SIZE
+        return start
+
+    def write(self, addr: int, data) -> None:
+        """Write ``data`` (bytes) at ``addr``, faulting pages in; it may span pages of one mapping."""
+        self._check()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise KsmlabError(f"data must be bytes, not {type(data).__name__}: use e.g. b'hello' or 'hello'.encode()")
+        data = bytes(data)
+        start, end = self._range(addr, len(data), "write", aligned=False)
+        if not data:
+            return
+        vpns = range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1)
+        kernel = self.machine.kernel
+        needed = kernel.pages_needed_to_write(self.mm, vpns)
+        memcg = self.mm.memcg
+        if memcg.limit_pages is not None and memcg.usage + needed > memcg.limit_pages:
+            memcg.failcnt += 1
+            raise OutOfMemory(f"{self.name}'s write needs {needed} new page(s) but cgroup {memcg.name} is at "
+                              f"{memcg.usage} of its {memcg.limit_pages}-page limit: the kernel would run the "
+                              "memcg OOM killer. Nothing was written.", memcg.name)
+        if needed > kernel.frames.nr_free:
+            raise OutOfMemory(f"the machine has {kernel.frames.nr_free} free pages, the write needs {needed}", None)
+        self.machine._run_kernel(self._write, start, data, vpns)
+
+    def _write(self, start: int, data: bytes, vpns) -> None:
+        kernel = self.machine.kernel
+        mm = self.mm
+        pgtable = mm.pgtable
+        offset = 0
+        for vpn in vpns:
+            addr = vpn << PAGE_SHIFT
+            pte = pgtable.get(vpn)
+            if pte is None or not pte.write:
+                vma = kernel.find_vma(mm, addr)
+                if kernel.handle_mm_fault(mm, vma, addr, True) & VM_FAULT_OOM:
+                    raise OutOfMemory(f"memcg {mm.memcg.name} is at its limit", mm.memcg.name)
+                pte = pgtable[vpn]
+            page = pte.page
+            lo = max(start, addr) - addr
+            n = min(PAGE_SIZE - lo, len(data) - offset)
+            page.content = kernel.contents.overlay(page.content, lo, data[offset:offset + n])
+            offset += n
+            if self.machine.check_contents:
+                self.written[vpn] = page.content if self.written.get(vpn) is None else \
+                    kernel.contents.overlay(self.written[vpn], lo, data[offset - n:offset])
+
+    def read(self, addr: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``addr``; a never-written page maps the shared zero page."""
+        self._check()
+        start, end = self._range(addr, length, "read", aligned=False)
+        if length == 0:
+            return b""
+        return self.machine._run_kernel(self._read, start, end)
+
+    def _read(self, start: int, end: int) -> bytes:
+        kernel = self.machine.kernel
+        mm = self.mm
+        out = bytearray()
+        for vpn in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1):
+            addr = vpn << PAGE_SHIFT
+            pte = mm.pgtable.get(vpn)
+            if pte is None:
+                kernel.handle_mm_fault(mm, kernel.find_vma(mm, addr), addr, False)
+                pte = mm.pgtable[vpn]
+            content = pte.page.content
+            lo = max(start, addr) - addr
+            hi = min(end, addr + PAGE_SIZE) - addr
+            chunk = content[lo:hi]
+            out += chunk + bytes(hi - lo - len(chunk))
+        return bytes(out)
+
+    def madvise(self, addr: int, length: int, advice: str) -> None:
+        """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``ksm_madvise``)."""
+        self._check()
+        if advice not in _ADVICE:
+            raise KsmlabError(f"unknown advice {advice!r}: use 'MADV_MERGEABLE' or 'MADV_UNMERGEABLE'")
+        start, end = self._range(addr, length, "madvise", aligned=True)
+        if start == end:
+            return
+        self.machine._run_kernel(self._madvise, start, end, advice)
+
+    def _madvise(self, start: int, end: int, advice: str) -> None:
+        kernel = self.machine.kernel
+        for vma in kernel.vmas_in_range(self.mm, start, end):
+            err = kernel.ksm_madvise(vma, vma.vm_start, vma.vm_end, advice)
+            if err:
+                raise OutOfMemory(f"madvise(MADV_UNMERGEABLE) failed with ENOMEM: breaking COW at "
+                                  f"{vma.vm_start:#x}-{vma.vm_end:#x} needs pages that cgroup "
+                                  f"{self.mm.memcg.name} cannot charge; pages unmerged before that stay unmerged "
+                                  "and the area stays VM_MERGEABLE", self.mm.memcg.name)
+
+    def fork(self, name: str, cgroup: str | None = None) -> "Process":
+        """``fork()``: a child named ``name`` in ``cgroup`` (``None``: this process's cgroup). Pages are
+        shared copy-on-write; no charge moves."""
+        self._check()
+        machine = self.machine
+        machine._check_new_process(name)
+        memcg = self.mm.memcg if cgroup is None else machine._cgroup(cgroup)
+        child = machine._new_process(name, memcg)
+        try:
+            machine._run_kernel(machine.kernel.dup_mmap, child.mm, self.mm)
+        finally:
+            child.written = dict(self.written)
+        return child
+
+    def munmap(self, addr: int, length: int) -> None:
+        """``munmap(addr, length)``: ptes go (uncharging at the last unmap), the range is unmapped."""
+        self._check()
+        start, end = self._range(addr, length, "munmap", aligned=True)
+        if start == end:
+            return
+        self.machine._run_kernel(self.machine.kernel.do_munmap, self.mm, start, end)
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            self.written.pop(vpn, None)
+
+    def mlock(self, addr: int, length: int) -> None:
+        """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked."""
+        self._check()
+        start, end = self._range(addr, length, "mlock", aligned=True)
+        vpns = range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+        kernel = self.machine.kernel
+        needed = kernel.pages_needed_to_write(self.mm, vpns)
+        memcg = self.mm.memcg
+        if memcg.limit_pages is not None and memcg.usage + needed > memcg.limit_pages:
+            raise OutOfMemory(f"mlock needs {needed} new page(s) but cgroup {memcg.name} would pass its limit of "
+                              f"{memcg.limit_pages}; nothing was locked", memcg.name)
+        if start == end:
+            return
+        self.machine._run_kernel(kernel.mlock_fixup, self.mm, start, end, True)
+        if self.machine.check_contents:
+            for vpn in vpns:
+                self.written.setdefault(vpn, b"")
+
+    def munlock(self, addr: int, length: int) -> None:
+        """``munlock(addr, length)``."""
+        self._check()
+        start, end = self._range(addr, length, "munlock", aligned=True)
+        if start == end:
+            return
+        self.machine._run_kernel(self.machine.kernel.mlock_fixup, self.mm, start, end, False)
+
+    def exit(self) -> None:
+        """``exit()``: ``mmput`` — ``ksm_exit`` then every mapping unmapped."""
+        self._check()
+        self.machine._run_kernel(self.machine.kernel.mmput, self.mm)
+        self.alive = False
+        self.written = {}
+
+    # ------------------------------------------------------------ inspection
+
+    def pte(self, addr: int):
+        """The pte mapping ``addr``, or ``None``."""
+        _check_int(addr, "address")
+        return self.mm.pgtable.get(addr >> PAGE_SHIFT)
+
+    def page_at(self, addr: int):
+        """The ``struct page`` mapped at ``addr`` (the zero page included), or ``None``."""
+        pte = self.pte(addr)
+        return None if pte is None else pte.page
+
+    @property
+    def ksm_registered(self) -> bool:
+        """``MMF_VM_MERGEABLE``: the mm is on ksmd's list."""
+        return bool(self.mm.flags & MMF_VM_MERGEABLE)
+
+
+class Ksmd:
+    """The ksmd kernel thread, stepped by hand (``ksm_scan_thread``, ``ksm.c.after:1399-1418``)."""
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self.batches = 0
+        self.elapsed_ms = 0          # simulated time: sleep_millisecs after each batch
+
+    @property
+    def full_scans(self) -> int:
+        return self.machine.kernel.ksm_scan.seqnr
+
+    def _check_can_run(self) -> None:
+        kernel = self.machine.kernel
+        self.machine._check_alive()
+        if kernel.ksm_run != KSM_RUN_MERGE:
+            raise KsmlabError(f"ksmd is stopped: m.sysfs['run'] is {kernel.ksm_run}; set it to 1 to let it merge")
+        if kernel.ksm_mm_head.next is kernel.ksm_mm_head:
+            raise KsmlabError("ksmd has nothing to scan: no process has called madvise(MADV_MERGEABLE) on a "
+                              "mapping that is still there, so ksmd would sleep for ever")
+
+    def scan(self, pages: int = 1) -> int:
+        """``ksm_do_scan(pages)``: visit up to ``pages`` rmap_items, stopping at the end of a pass.
+        Returns how many were visited."""
+        _check_int(pages, "pages", minimum=1)
+        self._check_can_run()
+        return self.machine._run_kernel(self.machine.kernel.ksm_do_scan, pages)
+
+    def run(self, full_scans: int | None = None, until: Callable | None = None, max_pages: int = 10_000_000) -> int:
+        """Run batches of ``pages_to_scan`` until ``full_scans`` more passes are done, or — with
+        ``until`` — one rmap_item at a time until ``until(machine)`` is true. Returns items visited."""
+        if (full_scans is None) == (until is None):
+            raise KsmlabError("say how far to run: ksmd.run(full_scans=N) or ksmd.run(until=lambda m: ...)")
+        if until is not None and not callable(until):
+            raise KsmlabError(f"until must be a function of the machine, not {until!r}")
+        if full_scans is not None:
+            _check_int(full_scans, "full_scans")
+        self._check_can_run()
+        kernel = self.machine.kernel
+        visited = 0
+        if until is not None:
+            while not until(self.machine):
+                if visited >= max_pages:
+                    raise KsmlabError(f"until() was still false after {max_pages} rmap_items")
+                self._check_can_run()
+                visited += self.machine._run_kernel(kernel.ksm_do_scan, 1)
+            return visited
+        target = kernel.ksm_scan.seqnr + full_scans
+        if full_scans and kernel.ksm_thread_pages_to_scan == 0:
+            raise KsmlabError("pages_to_scan is 0: ksmd would never get anywhere; set m.sysfs['pages_to_scan']")
+        while kernel.ksm_scan.seqnr < target:
+            self._check_can_run()
+            visited += self.machine._run_kernel(kernel.ksm_do_scan, kernel.ksm_thread_pages_to_scan)
+            self.batches += 1
+            self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
+        return visited
+
+
+class Sysfs(Mapping):
+    """/sys/kernel/mm/ksm: ``m.sysfs["run"] = 1``, ``m.sysfs["pages_shared"]`` (``ksm.c.after:1659-1848``)."""
+
+    WRITABLE = ("run", "pages_to_scan", "sleep_millisecs", "max_kernel_pages")
+    READ_ONLY = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans")
+
+    def __init__(self, machine: Machine):
+        self._machine = machine
+
+    def __getitem__(self, name: str) -> int:
+        k = self._machine.kernel
+        if name == "run":
+            return k.ksm_run
+        if name == "pages_to_scan":
+            return k.ksm_thread_pages_to_scan
+        if name == "sleep_millisecs":
+            return k.ksm_thread_sleep_millisecs
+        if name == "max_kernel_pages":
+            return k.ksm_max_kernel_pages
+        if name in self.READ_ONLY:
+            return self._machine.ksm_stats()[name]
+        raise KsmlabError(f"unknown /sys/kernel/mm/ksm entry {name!r}: entries are "
+                          f"{', '.join(self.WRITABLE + self.READ_ONLY)}")
+
+    def __iter__(self):
+        return iter(self.WRITABLE + self.READ_ONLY)
+
+    def __len__(self) -> int:
+        return len(self.WRITABLE) + len(self.READ_ONLY)
+
+    def __setitem__(self, name: str, value) -> None:
+        if name in self.READ_ONLY:
+            raise KsmlabError(f"/sys/kernel/mm/ksm/{name} is read-only")
+        if name not in self.WRITABLE:
+            raise KsmlabError(f"unknown /sys/kernel/mm/ksm entry {name!r}: writable entries are "
+                              f"{', '.join(self.WRITABLE)}")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise KsmlabError(f"/sys/kernel/mm/ksm/{name} takes a non-negative integer, not {value!r} (EINVAL)")
+        k = self._machine.kernel
+        if name == "run":
+            if value > KSM_RUN_UNMERGE:
+                raise KsmlabError(f"run takes 0 (stop), 1 (merge) or 2 (unmerge all), not {value} (EINVAL)")
+            self._machine._check_alive()
+            if k.ksm_run != value:                     # run_store(), ksm.c.after:1722-1761
+                k.ksm_run = value
+                if value & KSM_RUN_UNMERGE:
+                    err = self._machine._run_kernel(k.unmerge_and_remove_all_rmap_items)
+                    if err:
+                        k.ksm_run = 0
+                        raise OutOfMemory("run=2 failed with ENOMEM: a memory cgroup could not be charged for an "
+                                          "unmerged copy; ksmd is stopped (run=0)")
+        elif name == "pages_to_scan":
+            if value > 0xFFFFFFFF:
+                raise KsmlabError(f"pages_to_scan must fit an unsigned int, not {value} (EINVAL)")
+            k.ksm_thread_pages_to_scan = value
+        elif name == "sleep_millisecs":
+            if value > 0xFFFFFFFF:
+                raise KsmlabError(f"sleep_millisecs must fit an unsigned int, not {value} (EINVAL)")
+            k.ksm_thread_sleep_millisecs = value
+        else:
+            k.ksm_max_kernel_pages = value
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{n!r}: {self[n]}" for n in self) + "}"

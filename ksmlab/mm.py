@@ -1,0 +1,376 @@
+"""Address spaces: ``mm_struct``, VMAs, ptes, and the fault, fork, munmap, exit and mlock paths.
+
+The fault paths follow ``memory.c.5ad64688-excerpts.c``:
+
+- ``do_anonymous_page`` (``:430-496``): a read fault maps the shared zero page (no anon_vma, no
+  charge); a write fault allocates a zeroed page and charges it to the faulting mm's memcg.
+- ``do_wp_page`` (``:20-260``): an anonymous, non-KSM page mapped by one pte is reused; anything
+  else, a PageKsm page always (``:49``), is copied into a new page charged to the writer (``:173``).
+
+Model notes (simplifications, each invisible to KSM's counters and to memcg accounting):
+
+- A process has one thread; ``mmap`` hands out addresses top-down from ``MMAP_BASE`` as Linux does,
+  but leaves a one-page hole under each mapping so that every ``mmap`` stays its own VMA (Linux
+  would merge adjacent anonymous VMAs with equal flags), and never reuses unmapped holes.
+- Only private anonymous read-write mappings exist. VMAs are split by madvise, mlock and munmap
+  but never merged back.
+- ``mlock`` write-faults every page of the range first, as 2.6.32's ``__mlock_vma_pages_range``
+  did for writable private mappings (FOLL_WRITE, recalled: this breaks COW, KSM pages included),
+  then marks each page mlocked. ``munlock`` does not re-check other VM_LOCKED mappings of a page
+  (``try_to_munlock``).
+"""
+
+from __future__ import annotations
+
+from .errors import OutOfMemory
+from .page import (PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_uptodate, Page, PageAnon, PageKsm)
+from .rmap import AnonVma
+
+__all__ = [
+    "VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE", "VM_MAYSHARE", "VM_PFNMAP",
+    "VM_LOCKED", "VM_IO", "VM_DONTEXPAND", "VM_RESERVED", "VM_HUGETLB", "VM_NONLINEAR",
+    "VM_INSERTPAGE", "VM_MIXEDMAP", "VM_SAO", "VM_MERGEABLE", "VM_FAULT_OOM", "VM_FAULT_SIGBUS",
+    "VM_FAULT_WRITE", "MMF_VM_MERGEABLE", "MMAP_BASE", "Pte", "Vma", "MmStruct", "MmOps",
+    "vm_flag_names",
+]
+
+# vm_flags of include/linux/mm.h, 2.6.32 (values recalled; only their distinctness matters here).
+VM_READ = 0x00000001
+VM_WRITE = 0x00000002
+VM_SHARED = 0x00000008
+VM_MAYREAD = 0x00000010
+VM_MAYWRITE = 0x00000020
+VM_MAYSHARE = 0x00000080
+VM_PFNMAP = 0x00000400
+VM_LOCKED = 0x00002000
+VM_IO = 0x00004000
+VM_DONTEXPAND = 0x00040000
+VM_RESERVED = 0x00080000
+VM_HUGETLB = 0x00400000
+VM_NONLINEAR = 0x00800000
+VM_INSERTPAGE = 0x02000000
+VM_MIXEDMAP = 0x10000000
+VM_SAO = 0x20000000
+VM_MERGEABLE = 0x80000000
+
+_VM_NAMES = ((VM_READ, "read"), (VM_WRITE, "write"), (VM_SHARED, "shared"), (VM_MAYREAD, "mayread"),
+             (VM_MAYWRITE, "maywrite"), (VM_MAYSHARE, "mayshare"), (VM_LOCKED, "locked"),
+             (VM_MERGEABLE, "mergeable"))
+
+VM_FAULT_OOM = 0x0001
+VM_FAULT_SIGBUS = 0x0002
+VM_FAULT_WRITE = 0x0008
+
+MMF_VM_MERGEABLE = 1 << 16
+
+#: Where top-down mmap starts handing out addresses (a typical x86-64 mmap_base).
+MMAP_BASE = 0x7F0000000000
+
+
+def vm_flag_names(flags: int) -> list[str]:
+    return [name for bit, name in _VM_NAMES if flags & bit]
+
+
+class Pte:
+    """A present pte: the page it maps and whether it is writable. The zero page's pte is special."""
+
+    __slots__ = ("page", "write")
+
+    def __init__(self, page: Page, write: bool):
+        self.page = page
+        self.write = write
+
+    def __repr__(self) -> str:
+        return f"<pte pfn={self.page.pfn} {'rw' if self.write else 'ro'}>"
+
+
+class Vma:
+    """``struct vm_area_struct``: ``[vm_start, vm_end)`` with its flags and anon_vma."""
+
+    __slots__ = ("vm_start", "vm_end", "vm_flags", "vm_pgoff", "anon_vma", "vm_mm")
+
+    def __init__(self, mm, start: int, end: int, flags: int, anon_vma=None):
+        self.vm_mm = mm
+        self.vm_start = start
+        self.vm_end = end
+        self.vm_flags = flags
+        self.vm_pgoff = start >> PAGE_SHIFT
+        self.anon_vma = anon_vma
+
+    def __repr__(self) -> str:
+        return f"<vma {self.vm_start:#x}-{self.vm_end:#x} {','.join(vm_flag_names(self.vm_flags))}>"
+
+
+class MmStruct:
+    """``struct mm_struct``: VMAs (address order), the page table (vpn -> :class:`Pte`), users."""
+
+    __slots__ = ("name", "pid", "mmap", "pgtable", "mm_users", "mm_count", "flags", "memcg",
+                 "free_area_cache", "process")
+
+    def __init__(self, name: str, pid: int, memcg):
+        self.name = name
+        self.pid = pid
+        self.mmap: list[Vma] = []
+        self.pgtable: dict[int, Pte] = {}
+        self.mm_users = 1
+        self.mm_count = 1
+        self.flags = 0
+        self.memcg = memcg
+        self.free_area_cache = MMAP_BASE
+        self.process = None
+
+    def __repr__(self) -> str:
+        return f"<mm of {self.name} (pid {self.pid})>"
+
+
+class MmOps:
+    """Mixin: page tables, faults, fork, munmap, exit and mlock on the kernel."""
+
+    # ------------------------------------------------------------ lookups
+
+    @staticmethod
+    def find_vma(mm: MmStruct, addr: int) -> Vma | None:
+        """``find_vma()``: the first VMA with ``vm_end > addr`` (it may start above ``addr``)."""
+        for vma in mm.mmap:
+            if vma.vm_end > addr:
+                return vma
+        return None
+
+    @staticmethod
+    def vm_normal_page(vma: Vma, pte: Pte) -> Page | None:
+        """``vm_normal_page()``: ``None`` for the zero page's special pte."""
+        page = pte.page
+        return None if page.zero else page
+
+    def follow_page(self, vma: Vma, addr: int, foll_get: bool = True) -> Page | None:
+        """``follow_page(vma, addr, FOLL_GET)``: the page mapped at ``addr``, referenced."""
+        pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
+        if pte is None or pte.page.zero:
+            return None
+        page = pte.page
+        if foll_get:
+            page._count += 1
+        return page
+
+    @staticmethod
+    def page_address_in_vma(page: Page, vma: Vma) -> int | None:
+        """``page_address_in_vma()``: where ``page`` would be mapped in ``vma``, or ``None`` (-EFAULT).
+
+        For an anonymous page the VMA must share its anon_vma; a KSM page has none
+        (``page_anon_vma()`` is NULL), so it never matches.
+        """
+        if page.mapping_flags != 1 or page.mapping_obj is not vma.anon_vma:
+            return None
+        address = vma.vm_start + ((page.index - vma.vm_pgoff) << PAGE_SHIFT)
+        if address < vma.vm_start or address >= vma.vm_end:
+            return None
+        return address
+
+    # ------------------------------------------------------------ faults (memory.c)
+
+    def anon_vma_prepare(self, vma: Vma) -> AnonVma:
+        """``anon_vma_prepare()``: give the VMA an anon_vma at its first anonymous page."""
+        if vma.anon_vma is None:
+            self._next_kaddr += 0x40
+            vma.anon_vma = AnonVma(self._next_kaddr)
+            vma.anon_vma.vmas = 1
+        return vma.anon_vma
+
+    def handle_mm_fault(self, mm: MmStruct, vma: Vma, addr: int, write: bool) -> int:
+        """``handle_mm_fault()`` for an anonymous VMA: returns VM_FAULT_* bits."""
+        pte = mm.pgtable.get(addr >> PAGE_SHIFT)
+        if pte is None:
+            return self.do_anonymous_page(mm, vma, addr, write)
+        if write and not pte.write:
+            return self.do_wp_page(mm, vma, addr, pte)
+        return 0
+
+    def do_anonymous_page(self, mm: MmStruct, vma: Vma, addr: int, write: bool) -> int:
+        """``do_anonymous_page()`` (``memory.c.5ad64688-excerpts.c:437-496``)."""
+        vpn = addr >> PAGE_SHIFT
+        if not write:
+            mm.pgtable[vpn] = Pte(self.frames.zero_page, False)
+            if self.tracing:
+                self.ev("do_anonymous_page", "read fault: the shared zero page is mapped", mm=mm, addr=addr, pfn=0)
+            return 0
+        self.anon_vma_prepare(vma)
+        page = self.frames.alloc_page()
+        page.flags |= PG_uptodate
+        if self.tracing:
+            self.ev("do_anonymous_page", "write fault: a zeroed page is allocated", mm=mm, addr=addr, pfn=page.pfn)
+        if self.mem_cgroup_newpage_charge(page, mm):
+            self.put_page(page)
+            return VM_FAULT_OOM
+        mm.pgtable[vpn] = Pte(page, bool(vma.vm_flags & VM_WRITE))
+        page.flags |= PG_dirty
+        self.page_add_new_anon_rmap(page, vma, addr)
+        return 0
+
+    def do_wp_page(self, mm: MmStruct, vma: Vma, addr: int, pte: Pte) -> int:
+        """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-260``): reuse, or copy on write."""
+        old_page = self.vm_normal_page(vma, pte)
+        if old_page is not None:
+            if PageAnon(old_page) and not PageKsm(old_page):
+                if old_page._mapcount <= 0:           # reuse_swap_page(): mapped by us alone
+                    pte.write = True
+                    old_page.flags |= PG_dirty
+                    if self.tracing:
+                        self.ev("do_wp_page", "write fault: the page is mapped only here, reused", mm=mm,
+                                addr=addr, pfn=old_page.pfn)
+                    return VM_FAULT_WRITE
+            old_page._count += 1                      # page_cache_get(old_page)
+        self.anon_vma_prepare(vma)
+        try:
+            new_page = self.frames.alloc_page()
+        except OutOfMemory:
+            if old_page is not None:
+                self.put_page(old_page)
+            raise
+        new_page.flags |= PG_uptodate
+        if old_page is not None:
+            new_page.content = old_page.content       # cow_user_page()
+        if self.tracing:
+            what = ("COW of the zero page" if old_page is None else
+                    "COW of a KSM page (never reused)" if PageKsm(old_page) else "COW of a shared page")
+            self.ev("do_wp_page", f"write fault: {what} into a new page", mm=mm, addr=addr,
+                    pfn=new_page.pfn, src="memory.c.5ad64688-excerpts.c:49")
+        if vma.vm_flags & VM_LOCKED and old_page is not None:
+            self.munlock_vma_page(old_page)           # clear_page_mlock()
+        if self.mem_cgroup_newpage_charge(new_page, mm):
+            self.put_page(new_page)
+            if old_page is not None:
+                self.put_page(old_page)
+            return VM_FAULT_OOM
+        pte.page = new_page
+        pte.write = bool(vma.vm_flags & VM_WRITE)
+        new_page.flags |= PG_dirty
+        self.page_add_new_anon_rmap(new_page, vma, addr)
+        if old_page is not None:
+            self.page_remove_rmap(old_page)
+            self.put_page(old_page, "do_wp_page")    # the pte's reference
+            self.put_page(old_page, "do_wp_page")    # page_cache_get() above
+        return VM_FAULT_WRITE
+
+    def pages_needed_to_write(self, mm: MmStruct, vpns) -> int:
+        """How many new pages writes to ``vpns`` would allocate (and charge). No kernel analogue:
+        ksmlab checks this first so that an out-of-memory write changes nothing."""
+        needed = 0
+        pgtable = mm.pgtable
+        for vpn in vpns:
+            pte = pgtable.get(vpn)
+            if pte is None or pte.page.zero:
+                needed += 1
+            elif not pte.write and (PageKsm(pte.page) or pte.page._mapcount > 0):
+                needed += 1
+        return needed
+
+    # ------------------------------------------------------------ VMAs
+
+    def split_vma(self, mm: MmStruct, vma: Vma, addr: int) -> Vma:
+        """``split_vma()``: cut ``vma`` at ``addr``; returns the upper part."""
+        new = Vma(mm, addr, vma.vm_end, vma.vm_flags, vma.anon_vma)
+        new.vm_pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> PAGE_SHIFT)
+        vma.vm_end = addr
+        if vma.anon_vma is not None:
+            vma.anon_vma.vmas += 1
+        mm.mmap.insert(mm.mmap.index(vma) + 1, new)
+        return new
+
+    def vmas_in_range(self, mm: MmStruct, start: int, end: int) -> list[Vma]:
+        """Split VMAs at ``start`` and ``end`` and return those inside ``[start, end)``."""
+        for vma in list(mm.mmap):
+            if vma.vm_start < start < vma.vm_end:
+                self.split_vma(mm, vma, start)
+        for vma in list(mm.mmap):
+            if vma.vm_start < end < vma.vm_end:
+                self.split_vma(mm, vma, end)
+        return [vma for vma in mm.mmap if vma.vm_start >= start and vma.vm_end <= end]
+
+    # ------------------------------------------------------------ fork, unmap, exit
+
+    def dup_mmap(self, mm: MmStruct, oldmm: MmStruct) -> None:
+        """``dup_mmap()``: copy VMAs (without VM_LOCKED) and ptes; private pages are write-protected
+        in both parent and child (``copy_one_pte``), and the child shares the parent's anon_vma."""
+        if oldmm.flags & MMF_VM_MERGEABLE:
+            self.ksm_fork(mm, oldmm)
+        for vma in oldmm.mmap:
+            new = Vma(mm, vma.vm_start, vma.vm_end, vma.vm_flags & ~VM_LOCKED, vma.anon_vma)
+            new.vm_pgoff = vma.vm_pgoff
+            if vma.anon_vma is not None:
+                vma.anon_vma.vmas += 1
+            mm.mmap.append(new)
+        mm.free_area_cache = oldmm.free_area_cache
+        child = mm.pgtable
+        for vpn, pte in oldmm.pgtable.items():
+            page = pte.page
+            if not page.zero:
+                page._count += 1                      # get_page()
+                page._mapcount += 1                   # page_dup_rmap()
+            pte.write = False                         # COW mapping: wrprotect the parent's pte
+            child[vpn] = Pte(page, False)
+        if self.tracing:
+            self.ev("dup_mmap", f"{len(child)} ptes copied write-protected into {mm.name}", mm=mm)
+
+    def zap_range(self, mm: MmStruct, start: int, end: int) -> None:
+        """``unmap_vmas()`` + ``tlb_finish_mmu()``: remove the ptes of ``[start, end)``.
+
+        ``page_remove_rmap`` (and so the uncharge) happens as each pte goes; the references are
+        dropped at the end, after ``lru_add_drain()`` (``free_pages_and_swap_cache``).
+        """
+        pgtable = mm.pgtable
+        gathered = []
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            pte = pgtable.pop(vpn, None)
+            if pte is None or pte.page.zero:
+                continue
+            self.page_remove_rmap(pte.page)
+            gathered.append(pte.page)
+        if gathered:
+            self.lru_add_drain(0)
+            for page in gathered:
+                self.put_page(page, "free_pages_and_swap_cache")
+
+    def do_munmap(self, mm: MmStruct, start: int, end: int) -> None:
+        """``do_munmap()``: munlock, zap and drop the VMAs in ``[start, end)``."""
+        for vma in self.vmas_in_range(mm, start, end):
+            if vma.vm_flags & VM_LOCKED:
+                self.munlock_vma_pages_range(vma, vma.vm_start, vma.vm_end)
+            self.zap_range(mm, vma.vm_start, vma.vm_end)
+            mm.mmap.remove(vma)
+            if vma.anon_vma is not None:
+                vma.anon_vma.vmas -= 1
+
+    def mmput(self, mm: MmStruct) -> None:
+        """``mmput()``: the last user gone, ``ksm_exit()`` then ``exit_mmap()``."""
+        mm.mm_users -= 1
+        if mm.mm_users:
+            return
+        self.ksm_exit(mm)
+        if mm.mmap:
+            self.do_munmap(mm, mm.mmap[0].vm_start, mm.mmap[-1].vm_end)
+
+    # ------------------------------------------------------------ mlock
+
+    def munlock_vma_pages_range(self, vma: Vma, start: int, end: int) -> None:
+        pgtable = vma.vm_mm.pgtable
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            pte = pgtable.get(vpn)
+            if pte is not None and not pte.page.zero:
+                self.munlock_vma_page(pte.page)
+
+    def mlock_fixup(self, mm: MmStruct, start: int, end: int, lock: bool) -> None:
+        """``mlock_fixup()``: set or clear VM_LOCKED on ``[start, end)``; mlock populates the range."""
+        vmas = self.vmas_in_range(mm, start, end)
+        if not lock:
+            for vma in vmas:
+                if vma.vm_flags & VM_LOCKED:
+                    vma.vm_flags &= ~VM_LOCKED
+                    self.munlock_vma_pages_range(vma, vma.vm_start, vma.vm_end)
+            return
+        self.lru_add_drain_all()                      # "push cached pages to LRU"
+        for vma in vmas:
+            vma.vm_flags |= VM_LOCKED
+            for addr in range(vma.vm_start, vma.vm_end, PAGE_SIZE):
+                if self.handle_mm_fault(mm, vma, addr, True) & VM_FAULT_OOM:
+                    raise OutOfMemory(f"mlock: memcg {mm.memcg.name} is at its limit", mm.memcg.name)
+                self.mlock_vma_page(mm.pgtable[addr >> PAGE_SHIFT].page)

@@ -1,0 +1,79 @@
+"""Reverse mapping: ``anon_vma`` and the mapcount side of mm/rmap.c (2.6.32/33).
+
+In this era an anonymous page's ``mapping`` points at its ``anon_vma`` (``| PAGE_MAPPING_ANON``),
+and a forked child's VMA shares its parent's ``anon_vma`` (anon_vma chains came in 2.6.34).
+``page_lock_anon_vma`` is here for the ACCESS_ONCE race (hunk h8, ``rmap.c.after:207``).
+"""
+
+from __future__ import annotations
+
+from .errors import KernelOops
+from .page import (LRU_ACTIVE_ANON, LRU_UNEVICTABLE, PAGE_MAPPING_ANON, PAGE_MAPPING_FLAGS,
+                   PG_swapbacked, PG_unevictable, PG_lru, Page)
+
+__all__ = ["AnonVma", "RmapOps"]
+
+
+class AnonVma:
+    """``struct anon_vma``: ``kaddr`` is its (slab-aligned, made-up) kernel address.
+
+    ``ksm_refcount`` counts KSM's ``hold_anon_vma`` references (``ksm.c.after:319-336``); ``vmas``
+    the VMAs linked to it (``anon_vma->head``).
+    """
+
+    __slots__ = ("kaddr", "ksm_refcount", "vmas")
+
+    def __init__(self, kaddr: int):
+        self.kaddr = kaddr
+        self.ksm_refcount = 0
+        self.vmas = 0
+
+    def __repr__(self) -> str:
+        return f"<anon_vma {self.kaddr:#x}>"
+
+
+class RmapOps:
+    """Mixin: ``page_add_*_rmap``, ``page_dup_rmap`` and ``page_remove_rmap`` on the kernel."""
+
+    def __page_set_anon_rmap(self, page: Page, vma, address: int) -> None:
+        page.mapping_obj = vma.anon_vma
+        page.mapping_flags = PAGE_MAPPING_ANON
+        page.index = address >> 12
+
+    def page_add_new_anon_rmap(self, page: Page, vma, address: int) -> None:
+        """``page_add_new_anon_rmap()`` (``rmap.c.after:699``): first mapping of a new page.
+
+        The page goes to the faulting CPU's pagevec, or straight to the unevictable list when the
+        VMA is VM_LOCKED (``page_evictable``).
+        """
+        page.flags |= PG_swapbacked
+        page._mapcount = 0
+        self.__page_set_anon_rmap(page, vma, address)
+        if vma.vm_flags & 0x2000:                      # VM_LOCKED: !page_evictable()
+            page.lru = LRU_UNEVICTABLE
+            page.flags |= PG_unevictable | PG_lru
+        else:
+            self.lru_cache_add_lru(page, LRU_ACTIVE_ANON, cpu=0)
+
+    def page_add_anon_rmap(self, page: Page, vma, address: int) -> None:
+        """``page_add_anon_rmap()`` (``rmap.c.after:673-687``): only mapcount for a PageKsm page."""
+        page._mapcount += 1
+        first = page._mapcount == 0
+        if page.mapping_flags == PAGE_MAPPING_FLAGS:   # PageKsm: never downgraded to PageAnon
+            return
+        if first:
+            self.__page_set_anon_rmap(page, vma, address)
+
+    def page_dup_rmap(self, page: Page) -> None:
+        """``page_dup_rmap()``: one more pte (fork)."""
+        page._mapcount += 1
+
+    def page_remove_rmap(self, page: Page) -> None:
+        """``page_remove_rmap()`` (``rmap.c.after:734-767``): uncharge when the last pte goes."""
+        page._mapcount -= 1
+        if page._mapcount >= 0:
+            return
+        if page._mapcount < -1:
+            raise KernelOops("BUG_ON", "page_remove_rmap", f"page {page.pfn} has a negative mapcount", page.pfn)
+        if page.mapping_flags & PAGE_MAPPING_ANON:
+            self.mem_cgroup_uncharge_page(page)
