@@ -197,7 +197,7 @@ class KsmOps:
                 break
         if self.tracing and ret & VM_FAULT_OOM:
             self.ev("break_ksm", "COW failed at the memcg limit: the pte stays on the KSM page",
-                    mm=vma.vm_mm, addr=addr, src="ksm.c.after:382")
+                    mm=vma.vm_mm, addr=addr, src=self._src(382, 382))
         return -12 if ret & VM_FAULT_OOM else 0
 
     def break_cow(self, rmap_item: RmapItem) -> None:
@@ -207,7 +207,7 @@ class KsmOps:
         self.drop_anon_vma(rmap_item)
         if self.tracing:
             self.ev("break_cow", "undo: break COW on this address", mm=mm, addr=addr & PAGE_MASK,
-                    src="ksm.c.after:410")
+                    src=self._src(410, 410))
         if self.ksm_test_exit(mm):
             return
         vma = self.find_vma(mm, addr)
@@ -254,7 +254,7 @@ class KsmOps:
         rb_erase(stable_node.node, self.root_stable_tree)
         if self.tracing:
             self.ev("remove_node_from_stable_tree", "stale stable node removed (its KSM page was freed)",
-                    pfn=stable_node.page.pfn, src="ksm.c.after:465")
+                    pfn=stable_node.page.pfn, src=self._src(465, 465))
 
     def get_ksm_page(self, stable_node: StableNode) -> Page | None:
         """``get_ksm_page()`` (``ksm.c.after:513-536``): the keyhole reference.
@@ -295,7 +295,7 @@ class KsmOps:
             rmap_item.head = None
             if self.tracing:
                 self.ev("remove_rmap_item_from_tree", "left the stable tree", mm=rmap_item.mm,
-                        addr=address & PAGE_MASK, pfn=page.pfn, src="ksm.c.after:546")
+                        addr=address & PAGE_MASK, pfn=page.pfn, src=self._src(546, 546))
         elif address & UNSTABLE_FLAG:
             age = (self.ksm_scan.seqnr - address) & 0xFF
             if age > 1:
@@ -309,7 +309,7 @@ class KsmOps:
                 self.ev("remove_rmap_item_from_tree",
                         "left the unstable tree" if age == 0 else "unstable flag cleared (the tree was reset "
                         "at the start of this pass)", mm=rmap_item.mm, addr=address & PAGE_MASK,
-                        src="ksm.c.after:564")
+                        src=self._src(564, 564))
 
     def remove_trailing_rmap_items(self, mm_slot: MmSlot, holder) -> None:
         """``remove_trailing_rmap_items()`` (``ksm.c.after:587-597``)."""
@@ -379,12 +379,12 @@ class KsmOps:
                     why = " (it is still in a pagevec)" if page.pagevec is not None else ""
                     self.ev("write_protect_page", f"fails: page_count {page._count} != mapcount "
                             f"{page._mapcount + 1} + 1{why}", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
-                            src="ksm.c.after:750")
+                            src=self._src(750, 750))
                 return None
             pte.write = False
             if self.tracing:
                 self.ev("write_protect_page", "pte made read-only", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
-                        src="ksm.c.after:757")
+                        src=self._src(757, 757))
         return (pte, page)
 
     def replace_page(self, vma, page: Page, kpage: Page, orig_pte) -> int:
@@ -403,7 +403,7 @@ class KsmOps:
         self.put_page(page, "replace_page")
         if self.tracing:
             self.ev("replace_page", f"pte now maps the KSM page {kpage.pfn}; page {page.pfn} unmapped",
-                    mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src="ksm.c.after:815")
+                    mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src=self._src(815, 815))
         return 0
 
     def try_to_merge_one_page(self, vma, page: Page, kpage: Page | None) -> int:
@@ -602,8 +602,8 @@ class KsmOps:
         stable_node.page = kpage
         set_page_stable_node(kpage, stable_node)
         if self.tracing:
-            self.ev("stable_tree_insert", f"new stable node; page->mapping = stable_node|3", pfn=kpage.pfn,
-                    src="ksm.c.after:1062")
+            self.ev("stable_tree_insert", "new stable node; page->mapping = stable_node|3", pfn=kpage.pfn,
+                    src=self._src(1086, 1062))
         return stable_node
 
     def unstable_tree_search_insert(self, rmap_item: RmapItem, page: Page):
@@ -820,7 +820,7 @@ class KsmOps:
                 break
             visited += 1
             if self.tracing:
-                self.ev("ksm_do_scan", f"visit: page {page.pfn}, rmap_item {rmap_item.state()}", mm=rmap_item.mm,
+                self.ev("ksm_do_scan", f"visit: page {page.pfn}, rmap_item " + ("in the " + rmap_item.state() + " tree" if rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG) else "in no tree"), mm=rmap_item.mm,
                         addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=self._src(1403, 1378))
             if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
                 self.cmp_and_merge_page(page, rmap_item)
