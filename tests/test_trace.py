@@ -1,0 +1,123 @@
+"""The exact event sequence of one merge, in each mode, as ksm.c.before and ksm.c.after order it.
+
+Scenario: process a (cgroup A) and process b (cgroup B) each write the same bytes into one page and
+madvise it, a first. Pass 1 only records checksums; pass 2 merges. a's page is scanned first, so it
+is the unstable tree's page (tree_page) and b's page is the scanned ``page``.
+"""
+
+from ksmlab import PAGE_SIZE, Machine
+
+
+def one_merge(mode):
+    m = Machine(mode=mode)
+    m.add_cgroup("A")
+    m.add_cgroup("B")
+    a = m.spawn("a", cgroup="A")
+    b = m.spawn("b", cgroup="B")
+    x = a.mmap(pages=1)
+    y = b.mmap(pages=1)
+    a.write(x, b"same")
+    b.write(y, b"same")
+    a.madvise(x, PAGE_SIZE, "MADV_MERGEABLE")
+    b.madvise(y, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    mark = len(m.trace)
+    m.ksmd.run(full_scans=1)
+    m.validate()
+    return m, [(e.func, e.process, e.pfn, e.hunk) for e in m.trace[mark:]]
+
+
+def test_pass_one_only_records_checksums():
+    m = Machine()
+    p = m.spawn("p")
+    addr = p.mmap(pages=2)
+    p.write(addr, b"x")
+    p.write(addr + PAGE_SIZE, b"x")
+    p.madvise(addr, 2 * PAGE_SIZE, "MADV_MERGEABLE")
+    mark = len(m.trace)
+    m.ksmd.run(full_scans=1)
+    funcs = [e.func for e in m.trace[mark:]]
+    # the two freshly faulted pages leave CPU 0's pagevec as the pass begins (drain_before_pass)
+    assert funcs == ["lru_add_drain", "lru_add_drain", "scan_get_next_rmap_item", "ksm_do_scan", "calc_checksum", "ksm_do_scan",
+                     "calc_checksum", "scan_get_next_rmap_item"]
+
+
+def test_upgrade_mode_merge_sequence():
+    m, events = one_merge("upgrade")
+    # pfn 1 is a's page (faulted first), pfn 2 is b's.
+    assert events == [
+        ("scan_get_next_rmap_item", None, None, None),          # pass 2 begins: unstable tree reset
+        ("ksm_do_scan", "a", 1, None),
+        ("unstable_tree_search_insert", "a", 1, None),          # no twin: a's item inserted
+        ("ksm_do_scan", "b", 2, None),
+        ("unstable_tree_search_insert", "b", 2, None),          # twin found: a's page
+        ("try_to_merge_two_pages", "b", 2, "h5"),               # no alloc_page any more
+        ("write_protect_page", "b", 2, None),
+        ("set_page_stable_node", "b", 2, "h2"),                 # b's own page becomes the KSM page
+        ("write_protect_page", "a", 1, None),
+        ("mem_cgroup_uncharge_page", None, 1, None),            # a's page loses its last pte: A uncharged
+        ("replace_page", "a", 2, None),                         # a now maps b's page
+        ("__free_page", None, 1, None),                         # put_page(tree_page) frees a's page
+        ("remove_rmap_item_from_tree", "a", None, None),
+        ("stable_tree_insert", None, 2, None),
+        ("stable_tree_append", "a", 2, None),                   # pages_shared += 1
+        ("stable_tree_append", "b", 2, None),                   # pages_sharing += 1
+        ("scan_get_next_rmap_item", None, None, None),          # no put_page(kpage): hunk h7
+    ]
+    kpage = m.kernel.frames.mem_map[2]
+    assert (kpage._count, kpage._mapcount + 1, kpage.memcg.name) == (2, 2, "B")
+
+
+def test_allocate_mode_merge_sequence():
+    m, events = one_merge("allocate")
+    # pfn 3 is the kpage ksmd allocates.
+    assert events == [
+        ("scan_get_next_rmap_item", None, None, None),
+        ("ksm_do_scan", "a", 1, None),
+        ("unstable_tree_search_insert", "a", 1, None),
+        ("ksm_do_scan", "b", 2, None),
+        ("unstable_tree_search_insert", "b", 2, None),
+        ("alloc_page", "b", 3, "h5"),                           # GFP_HIGHUSER, no memcg charge
+        ("copy_user_highpage", "b", 3, "h5"),
+        ("lru_cache_add_lru", None, 3, "h5"),
+        ("write_protect_page", "b", 2, None),
+        ("mem_cgroup_uncharge_page", None, 2, None),            # b's page unmapped: B uncharged
+        ("replace_page", "b", 3, None),
+        ("write_protect_page", "a", 1, None),
+        ("mem_cgroup_uncharge_page", None, 1, None),            # a's page unmapped: A uncharged
+        ("replace_page", "a", 3, None),
+        ("__free_page", None, 1, None),                         # put_page(tree_page)
+        ("remove_rmap_item_from_tree", "a", None, None),
+        ("stable_tree_insert", None, 3, None),
+        ("stable_tree_append", "a", 3, None),
+        ("stable_tree_append", "b", 3, None),
+        ("put_page", None, 3, "h7"),                            # ksmd's allocation reference dropped
+        ("__free_page", None, 2, None),                         # ksm_do_scan's put_page(page)
+        ("scan_get_next_rmap_item", None, None, None),
+    ]
+    kpage = m.kernel.frames.mem_map[3]
+    # two ptes + ksmd's pagevec still holding it until the next drain; charged to nobody
+    assert (kpage._count, kpage._mapcount + 1, kpage.memcg, kpage.pagevec is not None) == (3, 2, None, True)
+    assert m.memcg_usage() == {"root": 0, "A": 0, "B": 0, None: 1}
+
+
+def test_trace_cites_the_file_of_the_mode():
+    for mode, name in (("upgrade", "ksm.c.after"), ("allocate", "ksm.c.before")):
+        m, _ = one_merge(mode)
+        cited = {e.src.split(":")[0] for e in m.trace if e.src and e.src.startswith("ksm.c")}
+        assert cited == {name}, (mode, cited)
+
+
+def test_trace_can_be_switched_off_without_changing_results():
+    results = []
+    for trace in (True, False):
+        m = Machine(trace=trace)
+        p = m.spawn("p")
+        addr = p.mmap(pages=4)
+        for i in range(4):
+            p.write(addr + i * PAGE_SIZE, b"ab"[i % 2:i % 2 + 1])
+        p.madvise(addr, 4 * PAGE_SIZE, "MADV_MERGEABLE")
+        m.ksmd.run(full_scans=2)
+        results.append((m.ksm_stats(), m.memcg_usage(), len(m.trace) > 0))
+    assert results[0][:2] == results[1][:2]
+    assert results[0][2] and not results[1][2]
