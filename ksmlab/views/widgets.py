@@ -1,0 +1,33 @@
+"""ipywidgets: toggle a scenario between allocate (before the commit) and upgrade (after it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as widgets
+import pandas as pd
+
+from ..machine import Machine
+from .tables import memcg_frame
+
+__all__ = ["accounting_explorer", "run_in_mode"]
+
+
+def run_in_mode(scenario: Callable[[Machine], object], mode: str, **options) -> pd.DataFrame:
+    """Run ``scenario`` on a fresh machine in ``mode``; its memcg table with the KSM counters below."""
+    machine = Machine(mode=mode, **options)
+    scenario(machine)
+    table = memcg_frame(machine)[["charged pages"]]
+    stats = pd.DataFrame({"charged pages": machine.ksm_stats()})
+    return pd.concat([table, stats], keys=["memcg", "ksm"])
+
+
+def accounting_explorer(scenario: Callable[[Machine], object], mode: str = "upgrade", **options) -> widgets.interactive:
+    """A toggle between ``allocate`` and ``upgrade`` that re-runs ``scenario`` and shows its table.
+
+    The widget's function returns the table (rather than printing it), so the notebook's stored
+    outputs stay stable for nbval.
+    """
+    toggle = widgets.ToggleButtons(options=[("before: allocate", "allocate"), ("after: upgrade", "upgrade")],
+                                   value=mode, description="ksm.c")
+    return widgets.interactive(lambda mode: run_in_mode(scenario, mode, **options), mode=toggle)
