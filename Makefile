@@ -17,7 +17,7 @@ EXTRAS := lab,test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test bench lock clean
+.PHONY: help venv $(VENV) lab test bench lock clean notebooks
 
 help:
 	@sed -n '3,9s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -109,3 +109,11 @@ lock:
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis benchmarks/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- notebooks ----------------------------------------------------------------------
+# Re-execute every notebook in place (after an engine change), so the outputs
+# stored for nbval are the engine's current ones.
+notebooks: $(STAMP)
+	@mkdir -p $(TEST_HOME)
+	for nb in notebooks/*.ipynb solutions/*.ipynb; do [ -f "$$nb" ] || continue; \
+	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done

@@ -22,8 +22,11 @@ def trace_frame(events: Machine | Iterable[Event], hunk: str | None = None) -> p
     rows = [{"seq": e.seq, "function": e.func, "process": e.process,
              "address": None if e.addr is None else f"{e.addr:#x}", "pfn": e.pfn, "what": e.what,
              "hunk": e.hunk, "source": e.src} for e in events if hunk is None or e.hunk == hunk]
-    return pd.DataFrame(rows, columns=["seq", "function", "process", "address", "pfn", "what", "hunk",
-                                       "source"]).set_index("seq")
+    frame = pd.DataFrame(rows, columns=["seq", "function", "process", "address", "pfn", "what", "hunk", "source"])
+    frame["pfn"] = frame["pfn"].astype("Int64")
+    text = ["process", "address", "hunk", "source"]
+    frame[text] = frame[text].fillna("")
+    return frame.set_index("seq")
 
 
 def memcg_frame(machine: Machine) -> pd.DataFrame:
