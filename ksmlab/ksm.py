@@ -547,7 +547,9 @@ class KsmOps:
         """``stable_tree_search()`` (``ksm.c.after:976-1010``): a KSM page with the same contents.
 
         On a match the KSM page's reference (from ``get_ksm_page``) is kept for the caller. A stale
-        node met on the way ends the search.
+        node met on the way ends the search. (At each step of the walk the kernel takes a reference
+        with ``get_ksm_page`` and drops it after ``memcmp_pages``; ksmlab skips that net-zero pair
+        and takes the reference only on a match.)
         """
         stable_node = page_stable_node(page)
         if stable_node is not None:                        # ksm page forked
@@ -557,19 +559,21 @@ class KsmOps:
         content = page.content
         while node is not None:
             stable_node = node.owner
-            tree_page = self.get_ksm_page(stable_node)
-            if tree_page is None:
+            tree_page = stable_node.page
+            if (tree_page.mapping_obj is not stable_node or tree_page.mapping_flags != 3
+                    or tree_page._count == 0):             # get_ksm_page(): stale
+                self.remove_node_from_stable_tree(stable_node)
                 return None
             other = tree_page.content
             if content is other:
+                tree_page._count += 1
                 return stable_node
             if content < other:
-                self.put_page(tree_page)
                 node = node.rb_left
             elif content > other:
-                self.put_page(tree_page)
                 node = node.rb_right
             else:
+                tree_page._count += 1
                 return stable_node
         return None
 
@@ -608,7 +612,11 @@ class KsmOps:
 
     def unstable_tree_search_insert(self, rmap_item: RmapItem, page: Page):
         """``unstable_tree_search_insert()`` (``ksm.c.after:1082-1132``): find an identical page in
-        the unstable tree (returned with ``tree_page`` referenced), else insert ``rmap_item``."""
+        the unstable tree (returned with ``tree_page`` referenced), else insert ``rmap_item``.
+
+        At each step the kernel's ``get_mergeable_page`` takes a reference that is dropped after the
+        comparison; ksmlab takes it only for the page it returns (the same net count).
+        """
         root = self.root_unstable_tree
         parent = None
         link = root
@@ -616,21 +624,34 @@ class KsmOps:
         content = page.content
         while node is not None:
             tree_rmap_item = node.owner
-            tree_page = self.get_mergeable_page(tree_rmap_item)
-            if tree_page is None:
+            # get_mergeable_page(tree_rmap_item), inlined (this loop is ksmd's hottest path)
+            mm = tree_rmap_item.mm
+            addr = tree_rmap_item.address
+            if mm.mm_users == 0:
+                return None, None
+            for vma in mm.mmap:
+                if vma.vm_end > addr:
+                    break
+            else:
+                return None, None
+            if vma.vm_start > addr or not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+                return None, None
+            pte = mm.pgtable.get(addr >> PAGE_SHIFT)
+            if pte is None:
+                return None, None
+            tree_page = pte.page
+            if tree_page.zero or not tree_page.mapping_flags & 1:
                 return None, None
             if page is tree_page:                          # don't substitute a ksm page for a forked page
-                self.put_page(tree_page)
                 return None, None
             other = tree_page.content
             parent = node
             if content < other:
-                self.put_page(tree_page)
                 link, node = RB_LEFT, node.rb_left
             elif content > other:
-                self.put_page(tree_page)
                 link, node = RB_RIGHT, node.rb_right
             else:
+                tree_page._count += 1                      # the reference get_mergeable_page took
                 return tree_rmap_item, tree_page
         rmap_item.address |= UNSTABLE_FLAG | (self.ksm_scan.seqnr & SEQNR_MASK)
         if rmap_item.node is None:
