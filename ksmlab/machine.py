@@ -321,10 +321,9 @@ class Process:
             lo = max(start, addr) - addr
             n = min(PAGE_SIZE - lo, len(data) - offset)
             page.content = kernel.contents.overlay(page.content, lo, data[offset:offset + n])
+            if self.machine.check_contents:       # kept apart from the page, to check KSM against
+                self.written[vpn] = kernel.contents.overlay(self.written.get(vpn, b""), lo, data[offset:offset + n])
             offset += n
-            if self.machine.check_contents:
-                self.written[vpn] = page.content if self.written.get(vpn) is None else \
-                    kernel.contents.overlay(self.written[vpn], lo, data[offset - n:offset])
 
     def read(self, addr: int, length: int) -> bytes:
         """Read ``length`` bytes at ``addr``; a never-written page maps the shared zero page."""
