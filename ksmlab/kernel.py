@@ -12,6 +12,7 @@ from .errors import KsmlabError
 from .ksm import KsmOps, KsmScan, MmSlot
 from .memcg import ROOT_CGROUP, MemCgroup, MemcgOps
 from .mm import MmOps
+from .modern import ModernOps
 from .page import ContentStore, FrameAllocator, PageOps, Pagevec
 from .rbtree import RBRoot
 from .rmap import RmapOps
@@ -20,11 +21,12 @@ from .trace import Event
 __all__ = ["Kernel"]
 
 
-class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps):
+class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
     """All state: frames, pagevecs, cgroups, KSM's lists, trees, counters and knobs, the trace."""
 
     def __init__(self, ram_pages: int, switches: dict[str, bool], *, checksum: str = "jhash2",
-                 checksum_first: bool = False, drain_before_pass: bool = True, trace: bool = True):
+                 checksum_first: bool = False, smart_scan: bool = False, use_zero_pages: bool = False,
+                 max_page_sharing: int | None = None, drain_before_pass: bool = True, trace: bool = True):
         if checksum not in CHECKSUMS:
             raise KsmlabError(f"unknown checksum {checksum!r}: use one of {', '.join(CHECKSUMS)}")
         # the commit's switches (ksmlab.hunks)
@@ -36,6 +38,9 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps):
         self.access_once = switches["access_once"]
         # model options
         self.checksum_first = checksum_first
+        self.smart_scan = smart_scan
+        self.use_zero_pages = use_zero_pages
+        self.max_page_sharing = max_page_sharing or 0
         self.drain_before_pass = drain_before_pass
         # memory
         self.frames = FrameAllocator(ram_pages)
@@ -53,6 +58,10 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps):
         self.ksm_pages_sharing = 0
         self.ksm_pages_unshared = 0
         self.ksm_rmap_items = 0
+        self.ksm_pages_skipped = 0                      # smart_scan
+        self.ksm_zero_pages = 0                         # use_zero_pages
+        self.ksm_stable_node_chains = 0                 # max_page_sharing
+        self.ksm_stable_node_dups = 0
         self.ksm_max_kernel_pages = ram_pages // 4      # ksm_init(): totalram_pages / 4
         self.ksm_thread_pages_to_scan = 100
         self.ksm_thread_sleep_millisecs = 20

@@ -73,7 +73,8 @@ class RmapItem:
     of the pass that put it in the unstable tree), ``UNSTABLE_FLAG``, ``STABLE_FLAG``.
     """
 
-    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "node", "head")
+    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "node", "head", "age",
+                 "remaining_skips")
 
     def __init__(self, mm, address: int):
         self.rmap_list = None
@@ -83,6 +84,8 @@ class RmapItem:
         self.oldchecksum = 0
         self.node = None               # RBNode while in the unstable tree
         self.head = None               # stable_node while in the stable tree
+        self.age = 0                   # smart_scan (Linux 6.7) only
+        self.remaining_skips = 0
 
     @property
     def vaddr(self) -> int:
@@ -104,15 +107,19 @@ class StableNode:
     """``struct stable_node`` (``ksm.c.after:115-119``): a KSM page and the rmap_items mapping it.
 
     ``hlist`` keeps insertion order; the kernel's ``hlist_add_head`` order is its reverse.
+    With ``max_page_sharing`` (Linux 4.13) a tree node can be a chain: ``dups`` lists the KSM pages
+    of its content, each a node of its own whose ``chain`` points back (see :mod:`ksmlab.modern`).
     """
 
-    __slots__ = ("node", "hlist", "page", "kaddr")
+    __slots__ = ("node", "hlist", "page", "kaddr", "dups", "chain")
 
     def __init__(self, kaddr: int):
         self.node = RBNode(self)
         self.hlist: dict[RmapItem, None] = {}
         self.page = None
         self.kaddr = kaddr
+        self.dups = None
+        self.chain = None
 
     def __repr__(self) -> str:
         return f"<stable_node {self.kaddr:#x} page {self.page.pfn if self.page else None}>"
@@ -251,7 +258,16 @@ class KsmOps:
             rmap_item.address &= PAGE_MASK
             rmap_item.head = None
         stable_node.hlist.clear()
-        rb_erase(stable_node.node, self.root_stable_tree)
+        chain = stable_node.chain
+        if chain is not None:                              # a dup of a stable-node chain
+            chain.dups.remove(stable_node)
+            stable_node.chain = None
+            self.ksm_stable_node_dups -= 1
+            if not chain.dups:
+                rb_erase(chain.node, self.root_stable_tree)
+                self.ksm_stable_node_chains -= 1
+        else:
+            rb_erase(stable_node.node, self.root_stable_tree)
         if self.tracing:
             self.ev("remove_node_from_stable_tree", "stale stable node removed (its KSM page was freed)",
                     pfn=stable_node.page.pfn, src=self._src(465, 465))
@@ -395,6 +411,8 @@ class KsmOps:
         pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
         if pte is None or pte is not orig_pte[0] or pte.page is not orig_pte[1] or pte.write:
             return -14                                    # !pte_same(*ptep, orig_pte)
+        if kpage.zero:                                    # use_zero_pages (Linux 4.11)
+            return self.replace_page_with_zero_page(vma, page, addr, pte)
         self.get_page(kpage)
         self.page_add_anon_rmap(kpage, vma, addr)
         pte.page = kpage                                  # mk_pte(kpage, vm_page_prot): read-only
@@ -438,7 +456,8 @@ class KsmOps:
                             src="ksm.c.after:875")
             elif memcmp_pages(page, kpage) == 0:          # pages_identical()
                 err = self.replace_page(vma, page, kpage, orig_pte)
-        if vma.vm_flags & VM_LOCKED and (kpage is not None or not self.vm_locked_kpage_guard) and not err:
+        if (vma.vm_flags & VM_LOCKED and (kpage is not None or not self.vm_locked_kpage_guard) and not err
+                and not (kpage is not None and kpage.zero)):
             self.munlock_vma_page(page)
             if kpage is None:
                 raise KernelOops("NULL pointer dereference", "try_to_merge_one_page",
@@ -559,22 +578,33 @@ class KsmOps:
         content = page.content
         while node is not None:
             stable_node = node.owner
-            tree_page = stable_node.page
-            if (tree_page.mapping_obj is not stable_node or tree_page.mapping_flags != 3
-                    or tree_page._count == 0):             # get_ksm_page(): stale
-                self.remove_node_from_stable_tree(stable_node)
-                return None
-            other = tree_page.content
-            if content is other:
-                tree_page._count += 1
-                return stable_node
-            if content < other:
-                node = node.rb_left
-            elif content > other:
-                node = node.rb_right
+            if stable_node.dups is not None:               # a stable-node chain (max_page_sharing)
+                other = self.chain_content(stable_node)
+                if other is None:
+                    return None
             else:
-                tree_page._count += 1
-                return stable_node
+                tree_page = stable_node.page
+                if (tree_page.mapping_obj is not stable_node or tree_page.mapping_flags != 3
+                        or tree_page._count == 0):         # get_ksm_page(): stale
+                    self.remove_node_from_stable_tree(stable_node)
+                    return None
+                other = tree_page.content
+            if content is not other:
+                if content < other:
+                    node = node.rb_left
+                    continue
+                if content > other:
+                    node = node.rb_right
+                    continue
+            if self.max_page_sharing:
+                if stable_node.dups is not None:
+                    stable_node = self.stable_node_dup(stable_node)
+                    if stable_node is None:
+                        return None
+                elif not self.is_page_sharing_candidate(stable_node):
+                    return None
+            stable_node.page._count += 1
+            return stable_node
         return None
 
     def stable_tree_insert(self, kpage: Page) -> StableNode | None:
@@ -587,20 +617,33 @@ class KsmOps:
         content = kpage.content
         while node is not None:
             stable_node = node.owner
-            tree_page = self.get_ksm_page(stable_node)
-            if tree_page is None:
-                return None
-            other = tree_page.content
-            self.put_page(tree_page)
+            if stable_node.dups is not None:               # a stable-node chain (max_page_sharing)
+                other = self.chain_content(stable_node)
+                if other is None:
+                    return None
+            else:
+                tree_page = self.get_ksm_page(stable_node)
+                if tree_page is None:
+                    return None
+                other = tree_page.content
+                self.put_page(tree_page)
             parent = node
             if content < other:
                 link, node = RB_LEFT, node.rb_left
             elif content > other:
                 link, node = RB_RIGHT, node.rb_right
             else:
+                full = (self.stable_node_dup(stable_node) is None if stable_node.dups is not None
+                        else not self.is_page_sharing_candidate(stable_node))
+                if self.max_page_sharing and full:
+                    dup = self.stable_chain_add_dup(stable_node, kpage, self._new_stable_node)
+                    set_page_stable_node(kpage, dup)
+                    if self.tracing:
+                        self.ev("stable_tree_insert", "max_page_sharing: a new dup in the stable-node chain",
+                                pfn=kpage.pfn, src="modern:2006")
+                    return dup
                 return None
-        self._next_kaddr += 0x40
-        stable_node = StableNode(self._next_kaddr)
+        stable_node = self._new_stable_node()
         rb_link_node(stable_node.node, parent, link)
         rb_insert_color(stable_node.node, root)
         stable_node.page = kpage
@@ -609,6 +652,11 @@ class KsmOps:
             self.ev("stable_tree_insert", "new stable node; page->mapping = stable_node|3", pfn=kpage.pfn,
                     src=self._src(1086, 1062))
         return stable_node
+
+    def _new_stable_node(self) -> StableNode:
+        """``alloc_stable_node()``, with a made-up slab address."""
+        self._next_kaddr += 0x40
+        return StableNode(self._next_kaddr)
 
     def unstable_tree_search_insert(self, rmap_item: RmapItem, page: Page):
         """``unstable_tree_search_insert()`` (``ksm.c.after:1082-1132``): find an identical page in
@@ -693,6 +741,8 @@ class KsmOps:
         if self.checksum_first and page_stable_node(page) is None:
             if not self._checksum_unchanged(page, rmap_item):
                 return
+            if self.use_zero_pages and not self.try_to_merge_with_zero_page(rmap_item, page):
+                return
         stable_node = self.stable_tree_search(page)
         if stable_node is not None:
             kpage = stable_node.page
@@ -706,8 +756,11 @@ class KsmOps:
                 self.unlock_page(kpage)
             self.put_page(kpage, "cmp_and_merge_page")
             return
-        if not self.checksum_first and not self._checksum_unchanged(page, rmap_item):
-            return
+        if not self.checksum_first:
+            if not self._checksum_unchanged(page, rmap_item):
+                return
+            if self.use_zero_pages and not self.try_to_merge_with_zero_page(rmap_item, page):
+                return
         tree_rmap_item, tree_page = self.unstable_tree_search_insert(rmap_item, page)
         if tree_rmap_item is None:
             return
@@ -807,6 +860,9 @@ class KsmOps:
                                 rmap_item = self.get_next_rmap_item(slot, scan.rmap_list, address)
                                 scan.rmap_list = rmap_item
                                 scan.address = address + PAGE_SIZE
+                                if self.smart_scan and self.should_skip_rmap_item(page, rmap_item):
+                                    page._count -= 1          # folio_put(): still mapped, never the last
+                                    continue
                                 return rmap_item, page
                         scan.address = address + PAGE_SIZE
             if self.ksm_test_exit(mm):

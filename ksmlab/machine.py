@@ -64,8 +64,11 @@ class Machine:
         Simulated RAM in pages (262,144 = 1 GiB); ``max_kernel_pages`` defaults to a quarter.
     checksum:
         ``"jhash2"`` (as the kernel) or ``"crc32"`` (fast stand-in; same counters).
-    checksum_first:
-        Put the checksum gate before the stable-tree search, as Linux 6.11 and later do.
+    checksum_first, smart_scan, use_zero_pages, max_page_sharing:
+        Behave as today's kernels do (see :mod:`ksmlab.modern`): the checksum gate before the
+        stable-tree search (Linux 6.11), skipping pages that never merge (6.7), merging zero-filled
+        pages with the zero page (4.11), at most ``max_page_sharing`` rmap_items per KSM page (4.13;
+        the kernel's default is 256). All off by default: the 2009 code.
     drain_before_pass:
         Drain the pagevecs as each pass begins (default, a documented simplification); ``False``
         keeps freshly faulted pages parked, and they fail ``write_protect_page``'s count check.
@@ -76,19 +79,24 @@ class Machine:
     """
 
     def __init__(self, mode: str = "upgrade", hunks: dict | None = None, *, ram_pages: int = DEFAULT_RAM_PAGES,
-                 checksum: str = "jhash2", checksum_first: bool = False, drain_before_pass: bool = True,
-                 trace: bool = True, check_contents: bool = True):
+                 checksum: str = "jhash2", checksum_first: bool = False, smart_scan: bool = False,
+                 use_zero_pages: bool = False, max_page_sharing: int | None = None,
+                 drain_before_pass: bool = True, trace: bool = True, check_contents: bool = True):
         if hunks is not None and not isinstance(hunks, Mapping):
             raise KsmlabError(f"hunks must be a dict of switch names to True/False, not {hunks!r}")
         switches = resolve_switches(mode, dict(hunks or {}))
         _check_int(ram_pages, "ram_pages", minimum=16)
+        if max_page_sharing is not None:
+            _check_int(max_page_sharing, "max_page_sharing", minimum=2)
         for flag, value in (("checksum_first", checksum_first), ("drain_before_pass", drain_before_pass),
+                            ("smart_scan", smart_scan), ("use_zero_pages", use_zero_pages),
                             ("trace", trace), ("check_contents", check_contents)):
             if not isinstance(value, bool):
                 raise KsmlabError(f"{flag} must be True or False, not {value!r}")
         self.mode = mode
         self.kernel = Kernel(ram_pages, switches, checksum=checksum, checksum_first=checksum_first,
-                             drain_before_pass=drain_before_pass, trace=trace)
+                             smart_scan=smart_scan, use_zero_pages=use_zero_pages,
+                             max_page_sharing=max_page_sharing, drain_before_pass=drain_before_pass, trace=trace)
         self.check_contents = check_contents
         self.processes: dict[str, Process] = {}
         self.ksmd = Ksmd(self)
@@ -511,9 +519,23 @@ class Sysfs(Mapping):
 
     def __init__(self, machine: Machine):
         self._machine = machine
+        k = machine.kernel
+        extra = []
+        if k.smart_scan:
+            extra.append("pages_skipped")
+        if k.use_zero_pages:
+            extra.append("ksm_zero_pages")
+        if k.max_page_sharing:
+            extra += ["max_page_sharing", "stable_node_chains", "stable_node_dups"]
+        self.READ_ONLY = self.READ_ONLY + tuple(extra)   # the entries of today's kernels this machine models
 
     def __getitem__(self, name: str) -> int:
         k = self._machine.kernel
+        modern = {"pages_skipped": "ksm_pages_skipped", "ksm_zero_pages": "ksm_zero_pages",
+                  "max_page_sharing": "max_page_sharing", "stable_node_chains": "ksm_stable_node_chains",
+                  "stable_node_dups": "ksm_stable_node_dups"}
+        if name in modern and name in self.READ_ONLY:
+            return getattr(k, modern[name])
         if name == "run":
             return k.ksm_run
         if name == "pages_to_scan":
@@ -522,7 +544,7 @@ class Sysfs(Mapping):
             return k.ksm_thread_sleep_millisecs
         if name == "max_kernel_pages":
             return k.ksm_max_kernel_pages
-        if name in self.READ_ONLY:
+        if name in type(self).READ_ONLY:
             return self._machine.ksm_stats()[name]
         raise KsmlabError(f"unknown /sys/kernel/mm/ksm entry {name!r}: entries are "
                           f"{', '.join(self.WRITABLE + self.READ_ONLY)}")

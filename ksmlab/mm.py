@@ -74,11 +74,12 @@ def vm_flag_names(flags: int) -> list[str]:
 class Pte:
     """A present pte: the page it maps and whether it is writable. The zero page's pte is special."""
 
-    __slots__ = ("page", "write")
+    __slots__ = ("page", "write", "ksm_zero")
 
     def __init__(self, page: Page, write: bool):
         self.page = page
         self.write = write
+        self.ksm_zero = False         # a zero pte placed by KSM (use_zero_pages, Linux 4.11)
 
     def __repr__(self) -> str:
         return f"<pte pfn={self.page.pfn} {'rw' if self.write else 'ro'}>"
@@ -241,6 +242,8 @@ class MmOps:
             if old_page is not None:
                 self.put_page(old_page)
             return VM_FAULT_OOM
+        if pte.ksm_zero:
+            self.ksm_might_unmap_zero_page(pte)
         pte.page = new_page
         pte.write = bool(vma.vm_flags & VM_WRITE)
         new_page.flags |= PG_dirty
@@ -321,7 +324,11 @@ class MmOps:
         gathered = []
         for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
             pte = pgtable.pop(vpn, None)
-            if pte is None or pte.page.zero:
+            if pte is None:
+                continue
+            if pte.page.zero:
+                if pte.ksm_zero:
+                    self.ksm_might_unmap_zero_page(pte)
                 continue
             self.page_remove_rmap(pte.page)
             gathered.append(pte.page)

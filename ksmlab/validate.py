@@ -77,7 +77,18 @@ def validate(machine) -> None:
             validate_rbtree(root)
         except RBTreeError as err:
             _fail("trees", f"the {label} tree is not a valid red-black tree: {err}")
-    stable_nodes = [node.owner for node in rb_iter(kernel.root_stable_tree)]
+    stable_nodes = []                      # every node that stands for a KSM page (chains: their dups)
+    for tree_node in rb_iter(kernel.root_stable_tree):
+        node = tree_node.owner
+        if node.dups is not None:
+            if not node.dups:
+                _fail("trees", "an empty stable-node chain is still in the stable tree")
+            for dup in node.dups:
+                if dup.chain is not node:
+                    _fail("trees", f"dup {dup!r} of a stable-node chain does not point back at it")
+            stable_nodes.extend(node.dups)
+        else:
+            stable_nodes.append(node)
     stable_set = set(map(id, stable_nodes))
     for node in stable_nodes:
         page = node.page
@@ -141,6 +152,14 @@ def validate(machine) -> None:
         _fail("counters", f"pages_shared is {kernel.ksm_pages_shared} but {shared} stable nodes have rmap_items")
     if sharing != kernel.ksm_pages_sharing:
         _fail("counters", f"pages_sharing is {kernel.ksm_pages_sharing} but the stable nodes list {sharing} extra rmap_items")
+
+    ksm_zero = sum(1 for mm in live_mms for pte in mm.pgtable.values() if pte.ksm_zero)
+    if ksm_zero != kernel.ksm_zero_pages:
+        _fail("counters", f"ksm_zero_pages is {kernel.ksm_zero_pages} but {ksm_zero} ptes map KSM's zero page")
+    if kernel.max_page_sharing:
+        over = [n for n in stable_nodes if len(n.hlist) > kernel.max_page_sharing]
+        if over:
+            _fail("counters", f"a KSM page has {len(over[0].hlist)} rmap_items, over max_page_sharing")
 
     # -- contents: KSM is invisible
     if machine.check_contents:
