@@ -196,6 +196,22 @@ class Machine:
         usage[None] = frames.nr_used - 1 - charged       # minus the zero page
         return usage
 
+    def frames(self) -> list[dict]:
+        """Every present page of every live process (the zero page left out): process, virtual page
+        number, pfn, KSM flag and the cgroup charged for it (``None``: none). The same form as
+        ``ksmlab.real.RealMachine.frames()``, which reads it from pagemap and /proc/kpagecgroup."""
+        out = []
+        for process in self.processes.values():
+            if not process.alive:
+                continue
+            for vpn, pte in sorted(process.mm.pgtable.items()):
+                page = pte.page
+                if page.zero:
+                    continue
+                out.append({"process": process.name, "vpn": vpn, "pfn": page.pfn, "ksm": page.mapping_flags == 3,
+                            "memcg": page.memcg.name if page.memcg is not None else None})
+        return out
+
     def pages_in_use(self) -> list:
         """Every allocated ``struct page`` (not the zero page), by pfn."""
         return [page for page in self.kernel.frames.mem_map[1:] if page._count > 0]

@@ -5,7 +5,9 @@ must agree on:
 
 * after every full scan: ``{"step": "scan N", "pages_shared", "pages_sharing", "pages_unshared",
   "pages_volatile"}`` (``"step": "run=2"`` right after an unmerge-all);
-* at the end: ``{"step": "end", "memcg": m.memcg_usage()}`` (frames per cgroup; None: no cgroup).
+* at the end: ``{"step": "end", "memcg": m.memcg_usage(), "frames": owner_map(m.frames())}`` (frames
+  per cgroup, None: no cgroup; and the per-page owner map: who maps which frame, KSM or not, charged
+  to which cgroup).
 
 The parity regime is the live kernel's behaviour: smart_scan=0, use_zero_pages=0, at most 256 sharers
 per content, and on the engine ``mode="upgrade"``, ``checksum_first=True`` (the Linux 6.11+ order:
@@ -38,6 +40,7 @@ __all__ = [
     "record_observations",
     "load_observations",
     "observation_for_kernel",
+    "owner_map",
 ]
 
 PAGE_SIZE = 4096  # ksmlab.PAGE_SIZE; the real machine refuses other page sizes
@@ -104,8 +107,24 @@ class Trace:
         return self
 
     def end(self) -> list[dict]:
-        self.records.append({"step": "end", "memcg": self.m.memcg_usage()})
+        self.records.append({"step": "end", "memcg": self.m.memcg_usage(), "frames": owner_map(self.m.frames())})
         return self.records
+
+
+def owner_map(frames: list[dict]) -> list[list]:
+    """The per-page owner map of ``m.frames()`` in a form both machines share: one row
+    ``[process, page, frame, ksm, memcg]`` per present page, ``page`` counting each process's present
+    pages in address order and ``frame`` naming physical frames f1, f2, ... in order of first
+    appearance (pfns and virtual addresses differ between the engine and Linux)."""
+    rows = sorted(frames, key=lambda f: (f["process"], f["vpn"]))
+    labels: dict[int, str] = {}
+    index: dict[str, int] = {}
+    out = []
+    for f in rows:
+        label = labels.setdefault(f["pfn"], f"f{len(labels) + 1}")
+        page = index[f["process"]] = index.get(f["process"], -1) + 1
+        out.append([f["process"], page, label, bool(f["ksm"]), f["memcg"]])
+    return out
 
 
 def merged_pair(m, first: str = "A", second: str = "B", n: int = N):

@@ -38,6 +38,7 @@ def test_observations_cover_the_parity_regime(obs):
     for name, entry in obs["scenarios"].items():
         records = entry["records"]
         assert records[-1]["step"] == "end" and "null" in records[-1]["memcg"], name
+        assert records[-1]["frames"], f"{name}: no per-page owner map recorded"
         assert all(set(r) == {"step", *sc.COUNTERS} for r in records[:-1]), name
         assert entry["summary"] == sc.summary(SCENARIOS[name]), f"{name}: re-record, the docstring changed"
 
@@ -54,7 +55,8 @@ def test_scenarios_have_one_line_docstrings():
     ids=[f"{o['kernel']}-{n}" for o in OBSERVATIONS for n in SCENARIOS],
 )
 def test_engine_matches_the_kernel(obs, name):
-    """Equal counters after every full scan and equal frames per cgroup at the end."""
+    """Equal counters after every full scan, equal frames per cgroup and the same per-page owner map
+    at the end."""
     missing = _engine_missing()
     if missing:
         pytest.skip(missing)
