@@ -27,7 +27,7 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
     def __init__(self, ram_pages: int, switches: dict[str, bool], *, checksum: str = "jhash2",
                  checksum_first: bool = False, smart_scan: bool = False, use_zero_pages: bool = False,
                  max_page_sharing: int | None = None, drain_before_pass: bool = True, trace: bool = True):
-        if checksum not in CHECKSUMS:
+        if not isinstance(checksum, str) or checksum not in CHECKSUMS:
             raise KsmlabError(f"unknown checksum {checksum!r}: use one of {', '.join(CHECKSUMS)}")
         # the commit's switches (ksmlab.hunks)
         self.switches = dict(switches)

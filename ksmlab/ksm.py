@@ -28,7 +28,7 @@ cond_resched and the kthread's sleeping are not modelled.
 
 from __future__ import annotations
 
-from .errors import KernelOops
+from .errors import KernelOops, OutOfMemory
 from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_WRITE,
                  VM_HUGETLB, VM_INSERTPAGE, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MERGEABLE,
                  VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED, VM_WRITE)
@@ -528,7 +528,13 @@ class KsmOps:
         """The body of ``try_to_merge_two_pages`` before the commit (``ksm.c.before:946-988``), the
         lines hunk h5 removes."""
         mm = rmap_item.mm
-        kpage = self.frames.alloc_page()                   # alloc_page(GFP_HIGHUSER): no memcg charge
+        try:
+            kpage = self.frames.alloc_page()               # alloc_page(GFP_HIGHUSER): no memcg charge
+        except OutOfMemory:                                # if (!kpage) return NULL;
+            if self.tracing:
+                self.ev("alloc_page", "fails: no free page, so no merge", mm=mm, addr=rmap_item.address & PAGE_MASK,
+                        hunk="h5", src="ksm.c.before:947")
+            return None
         if self.tracing:
             self.ev("alloc_page", "a new kpage is allocated, charged to no memory cgroup", mm=mm,
                     addr=rmap_item.address & PAGE_MASK, pfn=kpage.pfn, hunk="h5", src="ksm.c.before:946")

@@ -28,6 +28,9 @@ from .memcg import ROOT_CGROUP, MemCgroup
 from .mm import MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, Vma
 from .page import PAGE_SHIFT, PAGE_SIZE
 
+#: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
+MMAP_MIN_ADDR = 0x10000
+
 __all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES"]
 
 #: 1 GiB of simulated RAM.
@@ -300,6 +303,9 @@ class Process:
         mm = self.mm
         end = mm.free_area_cache
         start = end - pages * PAGE_SIZE
+        if start < MMAP_MIN_ADDR:
+            raise KsmlabError(f"mmap of {pages} pages does not fit in {self.name}'s address space: only "
+                              f"{(end - MMAP_MIN_ADDR) // PAGE_SIZE} pages are left below {end:#x} (ENOMEM)")
         vma = Vma(mm, start, end, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE)
         mm.mmap.append(vma)
         mm.mmap.sort(key=lambda v: v.vm_start)
@@ -325,7 +331,8 @@ class Process:
                               f"{memcg.usage} of its {memcg.limit_pages}-page limit: the kernel would run the "
                               "memcg OOM killer. Nothing was written.", memcg.name)
         if needed > kernel.frames.nr_free:
-            raise OutOfMemory(f"the machine has {kernel.frames.nr_free} free pages, the write needs {needed}", None)
+            raise OutOfMemory(f"the machine has {kernel.frames.nr_free} free pages, the write needs {needed}: "
+                              "nothing was written", None)
         self.machine._run_kernel(self._write, start, data, vpns)
 
     def _write(self, start: int, data: bytes, vpns) -> None:
@@ -429,6 +436,9 @@ class Process:
         if memcg.limit_pages is not None and memcg.usage + needed > memcg.limit_pages:
             raise OutOfMemory(f"mlock needs {needed} new page(s) but cgroup {memcg.name} would pass its limit of "
                               f"{memcg.limit_pages}; nothing was locked", memcg.name)
+        if needed > kernel.frames.nr_free:
+            raise OutOfMemory(f"mlock needs {needed} new page(s) but the machine has {kernel.frames.nr_free} free; "
+                              "nothing was locked", None)
         if start == end:
             return
         self.machine._run_kernel(kernel.mlock_fixup, self.mm, start, end, True)
@@ -520,7 +530,13 @@ class Ksmd:
         if full_scans and kernel.ksm_thread_pages_to_scan == 0:
             raise KsmlabError("pages_to_scan is 0: ksmd would never get anywhere; set m.sysfs['pages_to_scan']")
         while kernel.ksm_scan.seqnr < target:
-            self._check_can_run()
+            if kernel.ksm_mm_head.next is kernel.ksm_mm_head:
+                # every mm has gone (exited or unmapped its mergeable areas) and been reaped:
+                # ksmd goes to sleep in ksm_scan_thread (ksmd_should_run() is false)
+                if kernel.tracing:
+                    kernel.ev("ksm_scan_thread", "no mm left to scan: ksmd sleeps",
+                              src=kernel._src(1403, 1378))
+                break
             visited += self.machine._run_kernel(kernel.ksm_do_scan, kernel.ksm_thread_pages_to_scan)
             self.batches += 1
             self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
@@ -577,7 +593,7 @@ class Sysfs(Mapping):
         if name not in self.WRITABLE:
             raise KsmlabError(f"unknown /sys/kernel/mm/ksm entry {name!r}: writable entries are "
                               f"{', '.join(self.WRITABLE)}")
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise KsmlabError(f"/sys/kernel/mm/ksm/{name} takes a non-negative integer, not {value!r} (EINVAL)")

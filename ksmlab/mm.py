@@ -195,7 +195,10 @@ class MmOps:
                 self.ev("do_anonymous_page", "read fault: the shared zero page is mapped", mm=mm, addr=addr, pfn=0)
             return 0
         self.anon_vma_prepare(vma)
-        page = self.frames.alloc_page()
+        try:
+            page = self.frames.alloc_page()
+        except OutOfMemory:                           # if (!page) goto oom;
+            return VM_FAULT_OOM
         page.flags |= PG_uptodate
         if self.tracing:
             self.ev("do_anonymous_page", "write fault: a zeroed page is allocated", mm=mm, addr=addr, pfn=page.pfn)
@@ -223,10 +226,10 @@ class MmOps:
         self.anon_vma_prepare(vma)
         try:
             new_page = self.frames.alloc_page()
-        except OutOfMemory:
+        except OutOfMemory:                           # if (!new_page) goto oom;
             if old_page is not None:
                 self.put_page(old_page)
-            raise
+            return VM_FAULT_OOM
         new_page.flags |= PG_uptodate
         if old_page is not None:
             new_page.content = old_page.content       # cow_user_page()
@@ -379,5 +382,5 @@ class MmOps:
             vma.vm_flags |= VM_LOCKED
             for addr in range(vma.vm_start, vma.vm_end, PAGE_SIZE):
                 if self.handle_mm_fault(mm, vma, addr, True) & VM_FAULT_OOM:
-                    raise OutOfMemory(f"mlock: memcg {mm.memcg.name} is at its limit", mm.memcg.name)
+                    raise OutOfMemory(f"mlock: memcg {mm.memcg.name} is at its limit, or RAM is full", mm.memcg.name)
                 self.mlock_vma_page(mm.pgtable[addr >> PAGE_SHIFT].page)

@@ -376,11 +376,7 @@ class PageOps:
         pages, pvec.pages = pvec.pages, []
         for page, lru in pages:
             page.pagevec = None
-            if page.flags & PG_mlocked and lru != LRU_UNEVICTABLE:
-                raise KernelOops("mlock", "____pagevec_lru_add",
-                                 f"mlocked page {page.pfn} is being added to the {lru} list instead of the "
-                                 "unevictable list", page.pfn)
-            page.lru = lru
+            page.lru = lru                     # an mlocked page too: vmscan culls it later
             page.flags |= PG_lru
             if self.tracing:
                 self.ev("lru_add_drain", f"page on the {lru} list, pagevec reference dropped", pfn=page.pfn)
@@ -395,18 +391,26 @@ class PageOps:
     def mlock_vma_page(self, page: Page, function: str = "mlock_vma_page") -> None:
         """``mlock_vma_page()``: set PG_mlocked and move the page to the unevictable list.
 
-        The page must be on an LRU list to be isolated; a page still parked in a pagevec cannot be,
-        and would later be added to an evictable list while mlocked. ksmlab stops there (this is
-        why the old ``try_to_merge_one_page`` drained the pagevec first, ``ksm.c.before:877``).
+        The page must be on an LRU list to be isolated. A page still parked in a pagevec cannot be:
+        it keeps PG_mlocked and is later added to an evictable list, where vmscan finds it and culls
+        it to the unevictable list (``cull_mlocked``). The kernel survives that, and so does ksmlab,
+        except for the one case the old code's ``lru_add_drain()`` (``ksm.c.before:875``) existed to
+        prevent: ksmd's own freshly allocated kpage, still in ksmd's pagevec. There ksmlab stops, so
+        that leaving out that drain (``drop_lru_add_drain`` in allocate mode) shows what it was for.
         """
         if page.flags & PG_mlocked:
             return
         page.flags |= PG_mlocked
         if page.lru is None:
-            where = f"CPU {page.pagevec.cpu}'s pagevec" if page.pagevec is not None else "no LRU list"
-            raise KernelOops("mlock", function,
-                             f"mlock_vma_page cannot isolate page {page.pfn}: it sits in {where}, not on the "
-                             "LRU, so the mlocked page will be left off the unevictable list", page.pfn)
+            if page.pagevec is not None and page.pagevec.cpu == 1:
+                raise KernelOops("mlock", function,
+                                 f"mlock_vma_page cannot isolate page {page.pfn}: it sits in ksmd's per-CPU "
+                                 "pagevec, not on the LRU, so the mlocked kpage will be left off the unevictable "
+                                 "list", page.pfn)
+            if self.tracing:
+                self.ev(function, f"mlock_vma_page cannot isolate page {page.pfn} (it is in a pagevec): it stays "
+                        "mlocked on an evictable list until vmscan culls it", pfn=page.pfn)
+            return
         page.lru = LRU_UNEVICTABLE
         page.flags |= PG_unevictable
 
