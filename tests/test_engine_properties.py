@@ -175,7 +175,13 @@ def test_safe_combination(switches, ops, drain):
 
 
 # ksmd in whole passes only: see test_modes_agree_on_the_counters
-WHOLE_PASS_KINDS = [k for k in KINDS if k != "scan"]
+# No fork either: after the commit, a page shared by fork (its ptes already read-only, so
+# write_protect_page skips the count check, ksm.c.after:741-758) can itself be upgraded in place, while
+# before it the shared page stayed anon and only the scanned pte moved to the new kpage. If the child's
+# copy of that VMA is then MADV_UNMERGEABLE, run=2 leaves the child's pte on the KSM page (it only
+# unmerges VM_MERGEABLE areas, ksm.c.after:646-656), the stable node stays live, and the next pass
+# merges onto it in upgrade mode only: the counters differ, as the kernel's would.
+WHOLE_PASS_KINDS = [k for k in KINDS if k not in ("scan", "fork")]
 whole_pass_op_strategy = st.tuples(st.sampled_from(WHOLE_PASS_KINDS), st.integers(0, 15), st.integers(0, 63),
                                    st.integers(0, 15), st.booleans())
 
