@@ -8,7 +8,18 @@ measurements of a real kernel), not from running the engine. Citations use ``ksm
 
 from __future__ import annotations
 
+import os
+
+from hypothesis import settings
+
 from ksmlab import PAGE_SIZE, InvariantViolation, Machine
+
+# CI runs the same examples every time (a red CI then means a change broke something, not that a new
+# random example turned up); on a developer's machine hypothesis explores new ones at each run and
+# keeps the failures it finds in .hypothesis/. HYPOTHESIS_PROFILE=ci reproduces CI locally.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 MODES = ("allocate", "upgrade")
 COUNTERS = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans")
