@@ -13,7 +13,7 @@ __all__ = ["draw_mappings", "draw_tree"]
 _PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
 
 
-def draw_mappings(machine: Machine, ax=None, title: str | None = None):
+def draw_mappings(machine: Machine, ax=None, title: str | None = None, legend: bool = True):
     """Virtual pages (left, per process) joined to the physical pages they map (right).
 
     A physical page is coloured by the cgroup it is charged to (grey: charged to no cgroup) and
@@ -39,14 +39,15 @@ def draw_mappings(machine: Machine, ax=None, title: str | None = None):
         colour = colours[page.memcg.name] if page.memcg else "0.75"
         ax.scatter([1], [y], s=120, color=colour, edgecolors="black", linewidths=2.5 if PageKsm(page) else 0.5,
                    zorder=3)
-        ax.text(1.05, y, f"pfn {page.pfn}" + (" KSM" if PageKsm(page) else ""), va="center", fontsize=8)
-    for name, colour in colours.items():
-        ax.scatter([], [], color=colour, label=f"charged to {name}")
-    ax.scatter([], [], color="0.75", label="charged to no cgroup")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=4, fontsize=8, frameon=False)
+        ax.text(1.1, y, f"pfn {page.pfn}" + (" KSM" if PageKsm(page) else ""), va="center", fontsize=8)
+    if legend:
+        for name, colour in colours.items():
+            ax.scatter([], [], color=colour, label=f"charged to {name}")
+        ax.scatter([], [], color="0.75", label="charged to no cgroup")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
     ax.set_xlim(-0.6, 1.4)
     ax.axis("off")
-    ax.set_title(title or f"mode={machine.mode}: virtual pages → physical pages")
+    ax.set_title(title or f"{machine.mode}: virtual → physical pages")
     return ax
 
 
