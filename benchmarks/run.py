@@ -1245,7 +1245,8 @@ def summary(opts, results) -> None:
             b = rr.get("traced_bytes_per_page", rr["rss_bytes_per_page"])
             how = "traced" if "traced_bytes_per_page" in rr else "RSS"
             rows.append([f"scale: memory, {mode}", f"< {TARGET_BYTES_PER_PAGE} B/page + contents",
-                         f"{b:.0f} B/page ({how}; RSS {rr['rss_bytes_per_page']:.0f})", _yes(b < TARGET_BYTES_PER_PAGE)])
+                         f"{b:.0f} B/page (traced; RSS {rr['rss_bytes_per_page']:.0f})" if how == "traced" else
+                         f"{b:.0f} B/page (RSS; tracemalloc off with --quick)", _yes(b < TARGET_BYTES_PER_PAGE)])
         t = sc["upgrade"]["timed"]
         rows.append(["scale: identical contents shared", "one object per content",
                      f"{n(t['contents_objects'])} objects / {n(t['contents_distinct'])} contents",
