@@ -590,18 +590,15 @@ class KsmOps:
                     return None
             else:
                 tree_page = stable_node.page
-                if (tree_page.mapping_obj is not stable_node or tree_page.mapping_flags != 3
-                        or tree_page._count == 0):         # get_ksm_page(): stale
+                # get_ksm_page()'s keyhole: set_page_stable_node() sets mapping and flags together
+                # and freeing a page clears its mapping, so one test covers all three checks.
+                if tree_page.mapping_obj is not stable_node:
                     self.remove_node_from_stable_tree(stable_node)
                     return None
                 other = tree_page.content
-            if content is not other:
-                if content < other:
-                    node = node.rb_left
-                    continue
-                if content > other:
-                    node = node.rb_right
-                    continue
+            if content is not other:                       # contents are interned: equal means identical
+                node = node.rb_left if content < other else node.rb_right
+                continue
             if self.max_page_sharing:
                 if stable_node.dups is not None:
                     stable_node = self.stable_node_dup(stable_node)
@@ -676,37 +673,42 @@ class KsmOps:
         link = root
         node = root.rb_node
         content = page.content
+        last_mm = None                                     # the mm and VMA checked last: nothing can
+        last_start = last_end = 0                          # change them during one walk
+        pgtable = None
         while node is not None:
             tree_rmap_item = node.owner
             # get_mergeable_page(tree_rmap_item), inlined (this loop is ksmd's hottest path)
             mm = tree_rmap_item.mm
             addr = tree_rmap_item.address
-            if mm.mm_users == 0:
-                return None, None
-            for vma in mm.mmap:
-                if vma.vm_end > addr:
-                    break
-            else:
-                return None, None
-            if vma.vm_start > addr or not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
-                return None, None
-            pte = mm.pgtable.get(addr >> PAGE_SHIFT)
+            if mm is not last_mm or not last_start <= addr < last_end:
+                if mm.mm_users == 0:
+                    return None, None
+                for vma in mm.mmap:
+                    if vma.vm_end > addr:
+                        break
+                else:
+                    return None, None
+                if vma.vm_start > addr or not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+                    return None, None
+                last_mm, last_start, last_end, pgtable = mm, vma.vm_start, vma.vm_end, mm.pgtable
+            pte = pgtable.get(addr >> 12)
             if pte is None:
                 return None, None
             tree_page = pte.page
-            if tree_page.zero or not tree_page.mapping_flags & 1:
+            if not tree_page.mapping_flags & 1:            # !PageAnon (the zero page included)
                 return None, None
             if page is tree_page:                          # don't substitute a ksm page for a forked page
                 return None, None
             other = tree_page.content
             parent = node
-            if content < other:
-                link, node = RB_LEFT, node.rb_left
-            elif content > other:
-                link, node = RB_RIGHT, node.rb_right
-            else:
+            if content is other:                           # contents are interned: equal means identical
                 tree_page._count += 1                      # the reference get_mergeable_page took
                 return tree_rmap_item, tree_page
+            if content < other:
+                link, node = RB_LEFT, node.rb_left
+            else:
+                link, node = RB_RIGHT, node.rb_right
         rmap_item.address |= UNSTABLE_FLAG | (self.ksm_scan.seqnr & SEQNR_MASK)
         if rmap_item.node is None:
             rmap_item.node = RBNode(rmap_item)
@@ -863,7 +865,9 @@ class KsmOps:
                             page = pte.page
                             if not page.zero and page.mapping_flags & 1:
                                 page._count += 1             # follow_page(FOLL_GET)
-                                rmap_item = self.get_next_rmap_item(slot, scan.rmap_list, address)
+                                rmap_item = scan.rmap_list.rmap_list
+                                if rmap_item is None or rmap_item.address & PAGE_MASK != address:
+                                    rmap_item = self.get_next_rmap_item(slot, scan.rmap_list, address)
                                 scan.rmap_list = rmap_item
                                 scan.address = address + PAGE_SIZE
                                 if self.smart_scan and self.should_skip_rmap_item(page, rmap_item):

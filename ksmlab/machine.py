@@ -18,6 +18,8 @@ nothing. The machine boots with ``run`` = 1 (as if the administrator had written
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Callable, Mapping
 
 from .errors import KernelOops, KsmlabError, OutOfMemory
@@ -345,7 +347,7 @@ class Process:
             pte = pgtable.get(vpn)
             if pte is None or not pte.write:
                 vma = kernel.find_vma(mm, addr)
-                if kernel.handle_mm_fault(mm, vma, addr, True) & VM_FAULT_OOM:
+                if kernel.handle_mm_fault(mm, vma, addr, True, vpn) & VM_FAULT_OOM:
                     raise OutOfMemory(f"memcg {mm.memcg.name} is at its limit", mm.memcg.name)
                 pte = pgtable[vpn]
             page = pte.page
@@ -479,6 +481,19 @@ class Process:
         return bool(self.mm.flags & MMF_VM_MERGEABLE)
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector while ksmd runs: a pass allocates hundreds of
+    thousands of long-lived objects, and collecting meanwhile costs about a tenth of the time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class Ksmd:
     """The ksmd kernel thread, stepped by hand (``ksm_scan_thread``, ``ksm.c.after:1399-1418``)."""
 
@@ -517,6 +532,10 @@ class Ksmd:
         if full_scans is not None:
             _check_int(full_scans, "full_scans")
         self._check_can_run()
+        with _gc_paused():
+            return self._run(full_scans, until, max_pages)
+
+    def _run(self, full_scans, until, max_pages) -> int:
         kernel = self.machine.kernel
         visited = 0
         if until is not None:

@@ -177,18 +177,25 @@ class MmOps:
             vma.anon_vma.vmas = 1
         return vma.anon_vma
 
-    def handle_mm_fault(self, mm: MmStruct, vma: Vma, addr: int, write: bool) -> int:
-        """``handle_mm_fault()`` for an anonymous VMA: returns VM_FAULT_* bits."""
-        pte = mm.pgtable.get(addr >> PAGE_SHIFT)
+    def handle_mm_fault(self, mm: MmStruct, vma: Vma, addr: int, write: bool, vpn: int | None = None) -> int:
+        """``handle_mm_fault()`` for an anonymous VMA: returns VM_FAULT_* bits.
+
+        ``vpn`` (``addr >> PAGE_SHIFT``, no kernel analogue) lets a caller share one int object between
+        the page table, ``page->index`` and its own records: a simulated gigabyte has 262,144 of them.
+        """
+        if vpn is None:
+            vpn = addr >> PAGE_SHIFT
+        pte = mm.pgtable.get(vpn)
         if pte is None:
-            return self.do_anonymous_page(mm, vma, addr, write)
+            return self.do_anonymous_page(mm, vma, addr, write, vpn)
         if write and not pte.write:
-            return self.do_wp_page(mm, vma, addr, pte)
+            return self.do_wp_page(mm, vma, addr, pte, vpn)
         return 0
 
-    def do_anonymous_page(self, mm: MmStruct, vma: Vma, addr: int, write: bool) -> int:
+    def do_anonymous_page(self, mm: MmStruct, vma: Vma, addr: int, write: bool, vpn: int | None = None) -> int:
         """``do_anonymous_page()`` (``memory.c.5ad64688-excerpts.c:437-496``)."""
-        vpn = addr >> PAGE_SHIFT
+        if vpn is None:
+            vpn = addr >> PAGE_SHIFT
         if not write:
             mm.pgtable[vpn] = Pte(self.frames.zero_page, False)
             if self.tracing:
@@ -207,10 +214,10 @@ class MmOps:
             return VM_FAULT_OOM
         mm.pgtable[vpn] = Pte(page, bool(vma.vm_flags & VM_WRITE))
         page.flags |= PG_dirty
-        self.page_add_new_anon_rmap(page, vma, addr)
+        self.page_add_new_anon_rmap(page, vma, addr, vpn)
         return 0
 
-    def do_wp_page(self, mm: MmStruct, vma: Vma, addr: int, pte: Pte) -> int:
+    def do_wp_page(self, mm: MmStruct, vma: Vma, addr: int, pte: Pte, vpn: int | None = None) -> int:
         """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-260``): reuse, or copy on write."""
         old_page = self.vm_normal_page(vma, pte)
         if old_page is not None:
@@ -250,7 +257,7 @@ class MmOps:
         pte.page = new_page
         pte.write = bool(vma.vm_flags & VM_WRITE)
         new_page.flags |= PG_dirty
-        self.page_add_new_anon_rmap(new_page, vma, addr)
+        self.page_add_new_anon_rmap(new_page, vma, addr, vpn)
         if old_page is not None:
             self.page_remove_rmap(old_page)
             self.put_page(old_page, "do_wp_page")    # the pte's reference

@@ -35,12 +35,12 @@ class AnonVma:
 class RmapOps:
     """Mixin: ``page_add_*_rmap``, ``page_dup_rmap`` and ``page_remove_rmap`` on the kernel."""
 
-    def __page_set_anon_rmap(self, page: Page, vma, address: int) -> None:
+    def __page_set_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:
         page.mapping_obj = vma.anon_vma
         page.mapping_flags = PAGE_MAPPING_ANON
-        page.index = address >> 12
+        page.index = address >> 12 if vpn is None else vpn    # the caller's int object: saves memory
 
-    def page_add_new_anon_rmap(self, page: Page, vma, address: int) -> None:
+    def page_add_new_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:
         """``page_add_new_anon_rmap()`` (``rmap.c.after:699``): first mapping of a new page.
 
         The page goes to the faulting CPU's pagevec, or straight to the unevictable list when the
@@ -48,7 +48,7 @@ class RmapOps:
         """
         page.flags |= PG_swapbacked
         page._mapcount = 0
-        self.__page_set_anon_rmap(page, vma, address)
+        self.__page_set_anon_rmap(page, vma, address, vpn)
         if vma.vm_flags & 0x2000:                      # VM_LOCKED: !page_evictable()
             page.lru = LRU_UNEVICTABLE
             page.flags |= PG_unevictable | PG_lru

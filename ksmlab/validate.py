@@ -161,6 +161,12 @@ def validate(machine) -> None:
         if over:
             _fail("counters", f"a KSM page has {len(over[0].hlist)} rmap_items, over max_page_sharing")
 
+    table = kernel.contents._table
+    for page in frames.mem_map:
+        if page._count and table.get(page.content) is not page.content:
+            _fail("contents", f"page {page.pfn}'s contents are not interned: identical pages would not compare "
+                  "as identical objects")
+
     # -- contents: KSM is invisible
     if machine.check_contents:
         for process in machine.processes.values():
