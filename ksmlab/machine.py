@@ -383,6 +383,39 @@ class Process:
             out += chunk + bytes(hi - lo - len(chunk))
         return bytes(out)
 
+    def write_pages(self, addr: int, chunks) -> None:
+        """Write ``chunks[j]`` (bytes, at most a page) at the start of page j from ``addr`` (page aligned):
+        ``write(addr + j * PAGE_SIZE, chunks[j])`` for each j in turn. Bad input changes nothing; if a
+        write runs out of memory, the pages before it stay written. (On a RealMachine this is one round
+        trip to the worker instead of one per page.)"""
+        self._check()
+        _check_int(addr, "write_pages address")
+        if addr % PAGE_SIZE:
+            raise KsmlabError(f"write_pages: address {addr:#x} must be a multiple of PAGE_SIZE ({PAGE_SIZE})")
+        chunks = list(chunks)
+        for j, chunk in enumerate(chunks):
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise KsmlabError(f"write_pages: chunk {j} must be bytes, not {type(chunk).__name__}")
+            if len(chunk) > PAGE_SIZE:
+                raise KsmlabError(f"write_pages: chunk {j} has {len(chunk)} bytes, more than a page ({PAGE_SIZE})")
+        if chunks:
+            self._range(addr, len(chunks) * PAGE_SIZE, "write_pages", aligned=True)
+        for j, chunk in enumerate(chunks):
+            self.write(addr + j * PAGE_SIZE, chunk)
+
+    def read_pages(self, addr: int, pages: int, n: int = PAGE_SIZE) -> list[bytes]:
+        """The first ``n`` bytes of each of ``pages`` pages from ``addr`` (page aligned):
+        ``[read(addr + j * PAGE_SIZE, n) for j in range(pages)]``."""
+        self._check()
+        _check_int(addr, "read_pages address")
+        _check_int(pages, "pages")
+        _check_int(n, "n", minimum=1)
+        if addr % PAGE_SIZE or n > PAGE_SIZE:
+            raise KsmlabError(f"read_pages needs a page-aligned address and 1 <= n <= {PAGE_SIZE}")
+        if pages:
+            self._range(addr, pages * PAGE_SIZE, "read_pages", aligned=True)
+        return [self.read(addr + j * PAGE_SIZE, n) for j in range(pages)]
+
     def madvise(self, addr: int, length: int, advice: str) -> None:
         """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``ksm_madvise``)."""
         self._check()

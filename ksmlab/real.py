@@ -17,9 +17,12 @@ How the live ksmd is made deterministic (measured on Linux 6.18, see the lab not
     * regions are private anonymous mappings (``MAP_PRIVATE|MAP_ANONYMOUS``; KSM ignores shared ones),
       with ``MADV_NOHUGEPAGE``; workers join their memcg before they fault anything and live until
       ``exit()``;
-    * ksmd is stopped (``run=0``) between steps, ``pages_to_scan`` is larger than any scenario and
-      ``sleep_millisecs`` is long; one step is: change ``sleep_millisecs`` (wakes ksmd while stopped),
-      ``run=1``, wait for ``full_scans`` to move, ``run=0`` (returns once ksmd has left its batch);
+    * ksmd is stopped (``run=0``) between steps and ``sleep_millisecs`` is long; one step is: change
+      ``sleep_millisecs`` (wakes ksmd while stopped), ``run=1``, wait for ``full_scans`` to move,
+      ``run=0`` (returns once ksmd has left its batch);
+    * a full-scan step sets ``pages_to_scan`` to at least the mapped pages + 1, so one batch holds the
+      whole pass *and* the call that wraps it (``seqnr++``: ``full_scans`` moves). With exactly the
+      page count the wrap falls into the next batch, after ``sleep_millisecs``: 5 s more per step;
     * ``smart_scan=0``, ``use_zero_pages=0``, ``max_page_sharing=256``, ``merge_across_nodes=1``.
 
 Everything touched is put back on success, on error and on Ctrl-C: the knobs (``run`` last), the
@@ -82,7 +85,7 @@ SAVED_KNOBS = (
 )
 #: The knob settings of the parity regime (the engine models exactly this).
 PARITY_KNOBS = {"smart_scan": 0, "use_zero_pages": 0, "max_page_sharing": 256, "merge_across_nodes": 1}
-STEP_PAGES_TO_SCAN = 10000  # one ksmd batch covers a whole pass (a batch ends where the pass wraps)
+STEP_PAGES_TO_SCAN = 10000  # the least pages_to_scan of a full-scan step (more for larger scenarios)
 STEP_SLEEP_MS = 5000  # leaves ksmd parked long enough for us to write run=0 after a batch
 STEP_TIMEOUT_S = 30.0
 COUNTERS = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans")
@@ -230,23 +233,31 @@ def other_ksm_users(exclude: set[int] = frozenset()) -> list[str]:
 
 
 class _Lock:
-    def __init__(self, path: str = LOCK_PATH):
+    def __init__(self, path: str = LOCK_PATH, wait: float = 0.0):
+        """Take the lock, retrying every 0.5 s for up to ``wait`` seconds while another holder has it."""
         import fcntl
 
         self.path = path
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                holder = self._peek(fd).get("pid", "unknown")
                 os.close(fd)
-                raise
-            holder = self._peek(fd).get("pid", "unknown")
-            os.close(fd)
-            raise RealKernelUnavailable(
-                f"another RealMachine holds the machine-wide KSM lock {path} (pid {holder}); KSM is global, "
-                "so only one real-kernel lab can run at a time: wait for it to finish"
-            ) from None
+                waited = f" (waited {wait:.0f} s)" if wait > 0 else ""
+                raise RealKernelUnavailable(
+                    f"another RealMachine holds the machine-wide KSM lock {path} (pid {holder}){waited}; KSM is "
+                    "global, so only one real-kernel lab can run at a time: wait for it to finish"
+                ) from None
         self.fd = fd
         self.stale = self._peek(fd)  # non-empty: the previous holder died before restoring
 
@@ -342,6 +353,13 @@ class _Worker:
     def op_read(self, addr: int, n: int) -> bytes:
         return ctypes.string_at(addr, n)
 
+    def op_write_pages(self, addr: int, chunks: list) -> None:
+        for j, chunk in enumerate(chunks):
+            ctypes.memmove(addr + j * PAGE_SIZE, chunk, len(chunk))
+
+    def op_read_pages(self, addr: int, pages: int, n: int) -> list:
+        return [ctypes.string_at(addr + j * PAGE_SIZE, n) for j in range(pages)]
+
     def op_madvise(self, addr: int, length: int, advice: int) -> None:
         self._check(self.libc.madvise(addr, length, advice), "madvise")
 
@@ -360,7 +378,8 @@ class _Worker:
         scratch = self.op_mmap(1)
         page = bytes(PAGE_SIZE)
         for _ in range(12):
-            for msg in (("write", scratch, page), ("read", scratch, 5), ("madvise", scratch, PAGE_SIZE, 15),
+            for msg in (("write", scratch, page), ("read", scratch, 5), ("write_pages", scratch, [page[:8]]),
+                        ("read_pages", scratch, 1, 8), ("madvise", scratch, PAGE_SIZE, 15),
                         ("mlock", scratch, PAGE_SIZE), ("munlock", scratch, PAGE_SIZE), ("ping",)):
                 pickle.loads(pickle.dumps(("ok", msg)))
                 self.dispatch(msg)
@@ -448,6 +467,14 @@ def _runs(vpns: list[int]):
         yield start, prev - start + 1
 
 
+def _check_pages(name: str, addr: int, chunks: list[bytes]) -> None:
+    if addr % PAGE_SIZE:
+        raise KsmlabError(f"{name}: write_pages needs a page-aligned address, not {addr:#x}")
+    big = next((j for j, c in enumerate(chunks) if len(c) > PAGE_SIZE), None)
+    if big is not None:
+        raise KsmlabError(f"{name}: chunk {big} has {len(chunks[big])} bytes, more than a page ({PAGE_SIZE})")
+
+
 def _end_stale_workers(pids: list[int], wait: float = 2.0) -> None:
     """Workers of a dead RealMachine exit when their socket closes; wait for them, then kill any
     that still run (only processes whose command line is a ksmlab worker)."""
@@ -523,6 +550,28 @@ class RealProcess:
     def read(self, addr: int, n: int) -> bytes:
         self._check_mapped(addr, n)
         return self._call("read", addr, int(n))
+
+    def write_pages(self, addr: int, chunks) -> None:
+        """Write ``chunks[j]`` (at most a page) at the start of page j from ``addr`` (page aligned): what
+        ``write(addr + j * PAGE_SIZE, chunks[j])`` does for each j, in one round trip to the worker
+        instead of one per page (filling 65,536 pages takes a fraction of a second)."""
+        chunks = [bytes(c) for c in chunks]
+        if not chunks:
+            return
+        _check_pages(self.name, addr, chunks)
+        self._check_mapped(addr, len(chunks) * PAGE_SIZE)
+        self._call("write_pages", addr, chunks)
+
+    def read_pages(self, addr: int, pages: int, n: int = PAGE_SIZE) -> list[bytes]:
+        """The first ``n`` bytes of each of ``pages`` pages from ``addr`` (page aligned), in one round trip:
+        ``[read(addr + j * PAGE_SIZE, n) for j in range(pages)]``."""
+        if addr % PAGE_SIZE or not 1 <= n <= PAGE_SIZE or pages < 0:
+            raise KsmlabError(f"{self.name}: read_pages needs a page-aligned address, pages >= 0 and "
+                              f"1 <= n <= {PAGE_SIZE}")
+        if pages == 0:
+            return []
+        self._check_mapped(addr, pages * PAGE_SIZE)
+        return self._call("read_pages", addr, int(pages), int(n))
 
     def madvise(self, addr: int, length: int, advice: str) -> None:
         if advice not in MADVISE:
@@ -621,16 +670,17 @@ class _Ksmd:
     def __init__(self, machine: "RealMachine"):
         self._m = machine
 
-    def run(self, full_scans: int = 1) -> None:
-        for _ in range(int(full_scans)):
-            self._m._step(None)
+    def run(self, full_scans: int = 1) -> int:
+        """``full_scans`` steps of one full scan each; returns the pages scanned (the kernel's
+        ``pages_scanned`` moved by that much; the engine returns the rmap_items it visited)."""
+        return sum(self._m._step(None) for _ in range(int(full_scans)))
 
-    def scan(self, pages: int = 1) -> None:
+    def scan(self, pages: int = 1) -> int:
         """One ksmd batch of ``pages`` pages: ksm_do_scan(pages). Like the kernel's, a batch stops early
-        where a full pass ends (the pass wraps, full_scans moves)."""
+        where a full pass ends (the pass wraps, full_scans moves). Returns the pages scanned."""
         if pages < 1:
             raise KsmlabError("pages must be at least 1")
-        self._m._step(int(pages))
+        return self._m._step(int(pages))
 
 
 class _Sysfs(Mapping):
@@ -703,13 +753,13 @@ class RealMachine:
 
     Raises RealKernelUnavailable (with the reason) when root, KSM or the v1 memory controller is
     missing, when advisor_mode is not none, when another process uses KSM, or when another
-    RealMachine holds the machine-wide lock.
+    RealMachine holds the machine-wide lock (after waiting up to ``lock_wait`` seconds for it).
     """
 
-    def __init__(self):
+    def __init__(self, *, lock_wait: float = 0.0):
         check_host()
         self._closed = False
-        self._lock = _Lock()
+        self._lock = _Lock(wait=lock_wait)
         self._processes: dict[str, RealProcess] = {}
         self._cgroups: dict[str, str] = {}  # name -> directory
         self._exited_since_scan = False
@@ -759,6 +809,11 @@ class RealMachine:
                                    "sleep_millisecs": int(self._saved.get("sleep_millisecs", 20))})
         self.ksmd = _Ksmd(self)
         self.add_cgroup("root")
+
+    @property
+    def saved_knobs(self) -> dict[str, str]:
+        """The knobs as they were before this machine took over, which close() puts back (run last)."""
+        return dict(self._saved)
 
     def _record_lock(self) -> None:
         """What a successor must undo if this process dies without close() (e.g. SIGKILL)."""
@@ -978,8 +1033,10 @@ class RealMachine:
 
     # -- stepping the live ksmd
 
-    def _step(self, pages: int | None) -> None:
-        """One ksmd batch: kick (change sleep_millisecs while stopped), run=1, wait, run=0."""
+    def _step(self, pages: int | None) -> int:
+        """One ksmd batch: kick (change sleep_millisecs while stopped), run=1, wait, run=0. ``pages=None``:
+        one full scan, with pages_to_scan above the mapped pages (see the module's docstring).
+        Returns the pages scanned."""
         self._require_open()
         registered = [p for p in self._processes.values() if p.alive and p.registered]
         if self.sysfs["run"] != 1:
@@ -989,7 +1046,7 @@ class RealMachine:
                 "no live process is registered with KSM (MADV_MERGEABLE), so the live ksmd has nothing to "
                 "scan and would sleep forever"
             )
-        want = STEP_PAGES_TO_SCAN if pages is None else pages
+        want = pages if pages is not None else max(STEP_PAGES_TO_SCAN, self._mapped_pages() + 1)
         if want != self._pages_to_scan:
             _write_knob("pages_to_scan", want)
             self._pages_to_scan = want
@@ -1010,6 +1067,11 @@ class RealMachine:
         if pages is None and full != base_full + 1:
             raise RuntimeError(f"expected exactly one full scan, ksmd did {full - base_full}")
         self._exited_since_scan = False
+        return _read_int("pages_scanned") - base_scanned
+
+    def _mapped_pages(self) -> int:
+        """Pages mapped by live processes: at least the pages one full pass visits."""
+        return sum(len(p.pages) for p in self._processes.values() if p.alive)
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--ksmlab-worker":
