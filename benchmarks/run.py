@@ -9,9 +9,9 @@ Sections:
   1. scale         4 processes x 65,536 pages, half of each process's pages duplicated across
                    processes; two full scans timed in both modes, validate() timed apart, peak memory
                    per simulated page, the counters after the run.
-  2. kernel        the same workload on this machine's real ksmd (root, /sys/kernel/mm/ksm),
-                   single-stepped as in the lab notes (real-ksm.md); pages/s of both and their ratio;
-                   the kernel's counters must equal ksmlab's.
+  2. kernel        the same workload on this machine's real ksmd through ksmlab.real's RealMachine
+                   (root, /sys/kernel/mm/ksm, cgroup-v1 memory), single-stepped one full scan at a time;
+                   pages/s of both and their ratio; the kernel's counters must equal ksmlab's.
   3. scaling       time of the merging full scan at 16k, 64k, 256k and 1M pages; fitted exponent,
                    ratio to n log n, a log-log plot in benchmarks/out/scaling.png.
   4. interactivity a two-tenant accounting scenario recomputed in the other mode plus its pandas
@@ -28,19 +28,13 @@ Output files (tables, JSON, plot, profiles) go to benchmarks/out/ (gitignored).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import errno
 import gc
 import json
 import math
-import mmap
 import os
 import platform
-import select
-import signal
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -146,6 +140,25 @@ def expected_counters(procs: int, pages: int) -> dict:
             "pages_unshared": procs * (pages - half), "pages_volatile": 0, "full_scans": 2}
 
 
+def page_values(proc: int, pages: int) -> list[bytes]:
+    """What process proc writes at the start of each of its pages (8 bytes, little-endian)."""
+    return [page_value(proc, j).to_bytes(8, "little") for j in range(pages)]
+
+
+def write_workload(m, procs: int, pages: int) -> list:
+    """The workload on either machine (ksmlab's Machine or ksmlab.real's RealMachine): process i maps
+    ``pages`` pages, writes page_values(i) into them and calls MADV_MERGEABLE (ksmd's list is in
+    process order). Returns [(process, address)]."""
+    regions = []
+    for i in range(procs):
+        p = m.spawn(f"p{i}")
+        addr = p.mmap(pages=pages)
+        p.write_pages(addr, page_values(i, pages))
+        p.madvise(addr, pages * PAGE_SIZE, "MADV_MERGEABLE")
+        regions.append((p, addr))
+    return regions
+
+
 def build_machine(mode: str, procs: int, pages: int, *, checksum_first: bool = False, ram_pages: int = RAM_PAGES):
     from ksmlab import Machine
 
@@ -154,13 +167,7 @@ def build_machine(mode: str, procs: int, pages: int, *, checksum_first: bool = F
     m.sysfs["pages_to_scan"] = procs * pages
     if checksum_first:  # the parity regime of ksmlab.scenarios.engine_for_parity: no max_kernel_pages
         m.sysfs["max_kernel_pages"] = 0
-    for i in range(procs):
-        p = m.spawn(f"p{i}")
-        addr = p.mmap(pages=pages)
-        write = p.write
-        for j in range(pages):
-            write(addr + j * PAGE_SIZE, page_value(i, j).to_bytes(8, "little"))
-        p.madvise(addr, pages * PAGE_SIZE, "MADV_MERGEABLE")
+    write_workload(m, procs, pages)
     return m
 
 
@@ -574,93 +581,6 @@ def section_scale(opts, results) -> None:
 
 # ===================================================================================== 2. the live kernel
 
-KSM_DIR = "/sys/kernel/mm/ksm"
-# every knob this section may write, restored in this order: run last
-KNOBS = ("pages_to_scan", "sleep_millisecs", "smart_scan", "use_zero_pages", "max_page_sharing",
-         "merge_across_nodes", "run")
-STEP_SLEEP_MS = 5000
-STEP_TIMEOUT_S = 120.0
-KERNEL_COUNTERS = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans")
-MADV_MERGEABLE = getattr(mmap, "MADV_MERGEABLE", 12)
-MADV_NOHUGEPAGE = getattr(mmap, "MADV_NOHUGEPAGE", 15)
-
-
-def _lock_path() -> str:
-    try:  # the machine-wide lock of ksmlab.real, so a RealMachine and this benchmark exclude each other
-        from ksmlab.real import LOCK_PATH
-        return LOCK_PATH
-    except Exception:
-        return "/run/lock/ksmlab.lock" if os.path.isdir("/run/lock") else "/var/lock/ksmlab.lock"
-
-
-def _knob(name: str) -> str:
-    with open(os.path.join(KSM_DIR, name)) as f:
-        return f.read().strip()
-
-
-def _knob_int(name: str) -> int:
-    return int(_knob(name))
-
-
-def _set_knob(name: str, value) -> None:
-    try:
-        with open(os.path.join(KSM_DIR, name), "w") as f:
-            f.write(str(value))
-    except OSError as e:
-        raise OSError(e.errno, f"writing {value} to {KSM_DIR}/{name}: {os.strerror(e.errno)}") from None
-
-
-def _ksm_stat(pid) -> dict:
-    out = {}
-    with open(f"/proc/{pid}/ksm_stat") as f:
-        for line in f:
-            k, _, v = line.partition(" ")
-            out[k.rstrip(":")] = v.strip()
-    return out
-
-
-def other_ksm_users(exclude=()) -> list[str]:
-    users = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in exclude or int(entry) == os.getpid():
-            continue
-        try:
-            st = _ksm_stat(entry)
-            with open(f"/proc/{entry}/comm") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        why = [k for k in ("ksm_mergeable", "ksm_merge_any") if st.get(k) == "yes"]
-        if int(st.get("ksm_rmap_items", "0") or 0) > 0:
-            why.append(f"rmap_items {st['ksm_rmap_items']}")
-        if why:
-            users.append(f"{entry} ({comm}): {', '.join(why)}")
-    return users
-
-
-def kernel_unavailable() -> str | None:
-    """Why the live-kernel section cannot run here (None: it can)."""
-    if not sys.platform.startswith("linux"):
-        return f"not Linux ({sys.platform})"
-    if not os.path.isdir(KSM_DIR):
-        return f"{KSM_DIR} is missing (kernel built without CONFIG_KSM)"
-    if os.geteuid() != 0:
-        return "not root: the section writes /sys/kernel/mm/ksm/*"
-    if not os.access(os.path.join(KSM_DIR, "run"), os.W_OK):
-        return f"{KSM_DIR}/run is not writable (/sys mounted read-only?)"
-    if not os.path.exists("/proc/self/ksm_stat"):
-        return "/proc/<pid>/ksm_stat is missing (kernel older than 6.1)"
-    if os.sysconf("SC_PAGE_SIZE") != PAGE_SIZE:
-        return f"page size is {os.sysconf('SC_PAGE_SIZE')}, not 4096"
-    try:
-        mode = _knob("advisor_mode")
-        if "[none]" not in mode and mode != "none":
-            return f"advisor_mode is {mode!r}: it retunes pages_to_scan, so ksmd cannot be single-stepped"
-    except FileNotFoundError:
-        pass
-    return None
-
-
 def _mem_available_kib() -> int:
     with open("/proc/meminfo") as f:
         for line in f:
@@ -691,268 +611,22 @@ def _schedstat(pid) -> tuple[int, int] | None:
         return None
 
 
-class LiveKsm:
-    """The real ksmd, single-stepped (lab notes, real-ksm.md section 2), with a guaranteed restore.
-
-    On entry: refuse (KernelRefused) unless the machine-wide lock is free, no other process uses KSM
-    and nothing is merged; save every knob in KNOBS; record them in the lock file (the format of
-    ksmlab.real, so a RealMachine restores them if this process is SIGKILLed); reset (run=2, run=0);
-    set the stepping regime. On exit (also on error, Ctrl-C, SIGTERM, SIGHUP): end the workers, reset,
-    restore every knob that differs (run last), release the lock.
-    """
-
-    def __init__(self, total_pages: int, wait_lock: float):
-        self.total_pages = total_pages
-        self.wait_lock = wait_lock
-        self.saved: dict[str, str] = {}
-        self.workers: list[dict] = []
-        self.lock_fd = None
-        self.sleep = STEP_SLEEP_MS
-        self.old_handlers = {}
-        self.restored: dict[str, str] = {}
-        self.restore_errors: list[str] = []
-        self.took_over = False
-
-    # -- lock
-    def _lock(self) -> None:
-        import fcntl
-
-        path = _lock_path()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + self.wait_lock
-        announced = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 4096, 0)[:200]
-                    os.close(fd)
-                    raise KernelRefused(f"the machine-wide KSM lock {path} is held by another real-kernel session "
-                                        f"(record: {holder.decode(errors='replace') or 'empty'}); waited "
-                                        f"{self.wait_lock:.0f} s (--kernel-wait)")
-                if not announced:
-                    say(f"waiting up to {self.wait_lock:.0f} s for the machine-wide KSM lock {path} ...")
-                    announced = True
-                time.sleep(0.5)
-        stale = os.pread(fd, 1 << 16, 0).strip()
-        if stale:
-            os.close(fd)
-            raise KernelRefused(f"{path} holds the record of a real-kernel session that died before restoring the "
-                                f"knobs ({stale[:200].decode(errors='replace')}); ksmlab.real's RealMachine restores "
-                                "it when it starts: python3 -c 'from ksmlab.real import RealMachine; "
-                                "RealMachine().close()', then run again")
-        self.lock_fd = fd
-
-    def _record(self) -> None:
-        data = json.dumps({"pid": os.getpid(), "saved": self.saved, "cgroups": [],
-                           "pids": [w["pid"] for w in self.workers if w.get("alive")]}).encode()
-        os.ftruncate(self.lock_fd, 0)
-        os.pwrite(self.lock_fd, data, 0)
-
-    # -- enter / exit
-    def __enter__(self) -> "LiveKsm":
-        self._lock()
-        try:
-            users = other_ksm_users()
-            if users:
-                raise KernelRefused("another process uses KSM, and KSM is global (a scan or run=2 would change its "
-                                    "memory): " + "; ".join(users[:5]))
-            if _knob_int("run") == 1 and _knob_int("pages_shared") > 0:
-                raise KernelRefused("KSM is running (run=1) with merged pages (pages_shared > 0): in use")
-            need = self.total_pages * PAGE_SIZE // 1024 * 2
-            if _mem_available_kib() < need:
-                raise KernelRefused(f"MemAvailable {_mem_available_kib() // 1024} MiB < {need // 1024} MiB needed")
-            self.saved = {k: _knob(k) for k in KNOBS}
-            self._record()
-            self.took_over = True
-            for s in (signal.SIGTERM, signal.SIGHUP):
-                self.old_handlers[s] = signal.signal(s, _raise_exit)
-            self.reset()
-            # pages_to_scan one more than the pages: ksm_do_scan's call that wraps the pass (seqnr++,
-            # full_scans moves) must fall in the same batch; with exactly the page count it falls in
-            # the next batch, after sleep_millisecs (measured: each step took 5 s longer)
-            wanted = {"smart_scan": 0, "use_zero_pages": 0, "max_page_sharing": 256, "merge_across_nodes": 1,
-                      "pages_to_scan": self.total_pages + 1, "sleep_millisecs": self.sleep}
-            for k, v in wanted.items():  # max_page_sharing / merge_across_nodes: EBUSY unless reset first
-                if _knob(k) != str(v):
-                    _set_knob(k, v)
-        except BaseException:
-            self.__exit__(*sys.exc_info())
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.lock_fd is None:
-            return
-        blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)  # a second Ctrl-C waits for the restore
-        try:
-            self.end_workers()
-            if self.took_over:
-                try:
-                    self.reset()
-                except Exception as e:
-                    self.restore_errors.append(f"reset: {e}")
-                for k in KNOBS:  # run last
-                    v = self.saved[k]
-                    try:
-                        if _knob(k) != v:
-                            _set_knob(k, v)
-                    except Exception as e:
-                        self.restore_errors.append(f"restoring {k}={v}: {e}")
-                self.restored = {k: _knob(k) for k in KNOBS}
-                for k in KNOBS:
-                    if self.restored[k] != self.saved[k]:
-                        self.restore_errors.append(f"{k} is {self.restored[k]}, was {self.saved[k]}")
-            if not self.restore_errors:
-                os.ftruncate(self.lock_fd, 0)  # nothing left for a successor to restore
-            os.close(self.lock_fd)
-            self.lock_fd = None
-        finally:
-            for s, h in self.old_handlers.items():
-                signal.signal(s, h)
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-
-    # -- ksmd
-    def reset(self) -> None:
-        """run=2 (synchronous unmerge; reaps the slots of exited mms), then run=0; counters must be 0."""
-        _set_knob("run", 2)
-        _set_knob("run", 0)
-        left = {k: _knob_int(k) for k in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")}
-        if any(left.values()):
-            raise RuntimeError(f"KSM counters not 0 after run=2: {left}")
-
-    def step(self) -> dict:
-        """One full scan: kick (change sleep_millisecs while run=0), run=1, poll full_scans, run=0."""
-        ksmd = _ksmd_pid()
-        base_full, base_scanned = _knob_int("full_scans"), _knob_int("pages_scanned")
-        self.sleep = STEP_SLEEP_MS + 1 if self.sleep == STEP_SLEEP_MS else STEP_SLEEP_MS
-        _set_knob("sleep_millisecs", self.sleep)       # wakes ksmd; with run=0 it parks again
-        cpu0 = _schedstat(ksmd)
-        deadline = time.monotonic() + STEP_TIMEOUT_S
-        t0 = time.perf_counter()
-        _set_knob("run", 1)
-        try:
-            while _knob_int("full_scans") == base_full:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"ksmd did not complete a full scan in {STEP_TIMEOUT_S:.0f} s")
-                time.sleep(0.0005)
-            wall = time.perf_counter() - t0
-        finally:
-            _set_knob("run", 0)                        # returns once ksmd has left its batch
-        cpu1 = _schedstat(ksmd)
-        full = _knob_int("full_scans")
-        if full != base_full + 1:
-            raise RuntimeError(f"expected exactly one full scan, ksmd did {full - base_full}")
-        both = cpu0 is not None and cpu1 is not None
-        return {"wall": wall, "scanned": _knob_int("pages_scanned") - base_scanned,
-                "ksmd_cpu": (cpu1[0] - cpu0[0]) / 1e9 if both else None,
-                "ksmd_waited": (cpu1[1] - cpu0[1]) / 1e9 if both else None}
-
-    # -- workers
-    def spawn_workers(self, procs: int, pages: int) -> None:
-        for i in range(procs):
-            cmd_r, cmd_w = os.pipe()
-            rep_r, rep_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the benchmark's code
-                code = 1
-                try:
-                    os.close(cmd_w)
-                    os.close(rep_r)
-                    os.close(self.lock_fd)
-                    for w in self.workers:
-                        os.close(w["cmd"])
-                        os.close(w["rep"])
-                    code = _kernel_worker(i, pages, cmd_r, rep_w)
-                finally:
-                    os._exit(code)
-            os.close(cmd_r)
-            os.close(rep_w)
-            self.workers.append({"pid": pid, "cmd": cmd_w, "rep": rep_r, "alive": True, "i": i})
-            self._record()
-        for w in self.workers:
-            self._expect(w, b"R", 300)
-
-    def _expect(self, w, want: bytes, timeout: float) -> None:
-        r, _, _ = select.select([w["rep"]], [], [], timeout)
-        got = os.read(w["rep"], 1) if r else b""
-        if got != want:
-            raise RuntimeError(f"worker {w['i']} (pid {w['pid']}) answered {got!r}, expected {want!r}")
-
-    def command(self, w, cmd: bytes, want: bytes, timeout: float = 120) -> None:
-        os.write(w["cmd"], cmd)
-        self._expect(w, want, timeout)
-
-    def end_workers(self) -> None:
-        for w in self.workers:
-            if w["alive"]:
-                with contextlib.suppress(OSError):
-                    os.write(w["cmd"], b"X")
-        for w in self.workers:
-            if w["alive"]:
-                for fd in (w["cmd"], w["rep"]):
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                _wait_or_kill(w["pid"])
-                w["alive"] = False
-        if self.workers and self.lock_fd is not None:
-            self._record()
-
-
-class KernelRefused(Exception):
-    pass
-
-
-def _raise_exit(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def _wait_or_kill(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)  # our own forked worker, by pid
-    os.waitpid(pid, 0)
-
-
-def _kernel_worker(i: int, pages: int, cmd_r: int, rep_w: int) -> int:
-    """A forked worker: one private anonymous region, every page written, then commands:
-    M = MADV_MERGEABLE, V = verify contents (KSM must be invisible), X / EOF = exit."""
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, signal.SIG_DFL)
-    with contextlib.suppress(Exception):  # die with the benchmark even if it is SIGKILLed
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    gc.disable()
-    region = mmap.mmap(-1, pages * PAGE_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    region.madvise(MADV_NOHUGEPAGE)
-    pack = struct.Struct("<Q").pack_into
-    for j in range(pages):
-        pack(region, j * PAGE_SIZE, page_value(i, j))
-    os.write(rep_w, b"R")
-    unpack = struct.Struct("<Q").unpack_from
-    while True:
-        cmd = os.read(cmd_r, 1)
-        if cmd in (b"", b"X"):
-            return 0
-        if cmd == b"M":
-            region.madvise(MADV_MERGEABLE)
-            os.write(rep_w, b"m")
-        elif cmd == b"V":
-            ok = all(unpack(region, j * PAGE_SIZE)[0] == page_value(i, j) for j in range(pages))
-            os.write(rep_w, b"v" if ok else b"!")
+def timed_full_scan(m, ksmd: int | None) -> dict:
+    """One m.ksmd.run(full_scans=1), timed around the call, with ksmd's own CPU and run-queue time."""
+    cpu0 = _schedstat(ksmd)
+    t0 = time.perf_counter()
+    scanned = m.ksmd.run(full_scans=1)
+    wall = time.perf_counter() - t0
+    cpu1 = _schedstat(ksmd)
+    both = cpu0 is not None and cpu1 is not None
+    return {"wall": wall, "scanned": scanned,
+            "ksmd_cpu": (cpu1[0] - cpu0[0]) / 1e9 if both else None,
+            "ksmd_waited": (cpu1[1] - cpu0[1]) / 1e9 if both else None}
 
 
 def section_kernel(opts, results) -> None:
+    from ksmlab.real import RealKernelUnavailable, RealMachine, check_host, ksm_knobs
+
     procs, pages = PROCS, opts.pages
     total = procs * pages
     heading(f"2. Against the kernel: the same {n(total)} pages on this machine's ksmd ({platform.release()})")
@@ -962,52 +636,61 @@ def section_kernel(opts, results) -> None:
     sim = run_child("scale", {"mode": "upgrade", "procs": procs, "pages": pages, "checksum_first": True,
                               "validate": False})
     res["ksmlab"] = sim
-    reason = "--no-kernel" if opts.no_kernel else kernel_unavailable()
+    reason = "--no-kernel" if opts.no_kernel else None
+    if reason is None:
+        try:
+            check_host()
+        except RealKernelUnavailable as e:
+            reason = str(e)
+    need_kib = total * PAGE_SIZE // 1024 * 2
+    if reason is None and _mem_available_kib() < need_kib:
+        reason = f"MemAvailable {_mem_available_kib() // 1024} MiB < {need_kib // 1024} MiB needed"
     if reason:
         say(f"SKIPPED: {reason}.")
         res["skipped"] = reason
         return
-    say(f"{procs} forked workers, each one private anonymous mapping (MAP_PRIVATE|MAP_ANONYMOUS, MADV_NOHUGEPAGE)")
-    say(f"of {n(pages)} pages, every page written (same values as section 1), MADV_MERGEABLE in worker order.")
-    say(f"ksmd single-stepped: run=0, pages_to_scan={n(total + 1)} (pages + 1: the call that wraps the pass must be")
-    say(f"in the same batch, else full_scans moves only after sleep_millisecs), sleep_millisecs={STEP_SLEEP_MS}, smart_scan=0,")
-    say("use_zero_pages=0; one step = change sleep_millisecs (run=0), run=1, poll full_scans every 0.5 ms, run=0.")
-    say("Scan time = from the write of run=1 to full_scans moving (0.5 ms resolution).")
-    say()
-    live = LiveKsm(total, opts.kernel_wait)
+    say(f"ksmlab.real's RealMachine: {procs} worker processes, each one private anonymous mapping (MAP_PRIVATE|")
+    say(f"MAP_ANONYMOUS, MADV_NOHUGEPAGE) of {n(pages)} pages, every page written as in section 1 (one")
+    say("write_pages call per worker), MADV_MERGEABLE in worker order; ksmd single-stepped by m.ksmd.run(full_scans=1).")
+    say(f"Waiting up to {opts.kernel_wait:.0f} s (--kernel-wait) for the machine-wide KSM lock if another session holds it.")
+    t = time.perf_counter()
     try:
-        with live:
-            res["saved"] = dict(live.saved)
-            t = time.perf_counter()
-            live.spawn_workers(procs, pages)
-            res["fill_s"] = time.perf_counter() - t
-            for w in live.workers:
-                live.command(w, b"M", b"m")
-                st = _ksm_stat(w["pid"])
-                if st.get("ksm_mergeable") != "yes":
-                    raise RuntimeError(f"worker {w['i']}: ksm_mergeable is {st.get('ksm_mergeable')!r} after "
-                                       "MADV_MERGEABLE (a shared mapping?)")
-            steps = [live.step() for _ in range(2)]
-            res["steps"] = steps
-            res["counters"] = {k: _knob_int(k) for k in KERNEL_COUNTERS}
-            res["extra"] = {k: _knob_int(k) for k in ("general_profit", "ksm_zero_pages", "stable_node_chains",
-                                                       "stable_node_dups", "pages_skipped")}
-            res["per_process"] = [_ksm_stat(w["pid"]) for w in live.workers]
-            contents_ok = True
-            for w in live.workers:
-                os.write(w["cmd"], b"V")
-                r, _, _ = select.select([w["rep"]], [], [], 120)
-                contents_ok &= bool(r) and os.read(w["rep"], 1) == b"v"
-            res["contents_ok"] = contents_ok
-        res["ran"] = True
-    except KernelRefused as e:
+        m = RealMachine(lock_wait=opts.kernel_wait)
+    except RealKernelUnavailable as e:
         say(f"SKIPPED (refused): {e}")
         res["skipped"] = str(e)
         return
+    res["start_s"] = time.perf_counter() - t
+    saved = res["saved"] = m.saved_knobs
+    try:
+        with m:  # on success, error, Ctrl-C, SIGTERM, SIGHUP: workers ended, knobs restored (run last)
+            t = time.perf_counter()
+            regions = write_workload(m, procs, pages)
+            res["fill_s"] = time.perf_counter() - t
+            ksmd = _ksmd_pid()
+            steps = res["steps"] = [timed_full_scan(m, ksmd) for _ in range(2)]
+            res["stepping"] = {k: v for k, v in ksm_knobs().items() if k in ("pages_to_scan", "sleep_millisecs",
+                                                                               "smart_scan", "use_zero_pages")}
+            res["counters"] = m.ksm_stats()
+            res["extra"] = {k: m.sysfs[k] for k in ("general_profit", "ksm_zero_pages", "stable_node_chains",
+                                                     "stable_node_dups", "pages_skipped") if k in m.sysfs}
+            res["per_process"] = [p.ksm_stat() for p, _ in regions]
+            res["contents_ok"] = all(p.read_pages(addr, pages, 8) == page_values(i, pages)
+                                     for i, (p, addr) in enumerate(regions))
+        res["ran"] = True
     finally:
-        res["restored"] = live.restored
-        res["restore_errors"] = live.restore_errors
+        after = ksm_knobs()
+        res["restored"] = {k: after.get(k) for k in saved}
+        res["restore_errors"] = [f"{k} is {after.get(k)}, was {v}" for k, v in saved.items() if after.get(k) != v]
 
+    st = res["stepping"]
+    say(f"Stepping knobs: pages_to_scan={n(int(st['pages_to_scan']))} (RealMachine: mapped pages + 1, so the call that")
+    say(f"wraps the pass is in the same batch), sleep_millisecs={st['sleep_millisecs']}, smart_scan={st['smart_scan']}, "
+        f"use_zero_pages={st['use_zero_pages']}.")
+    say("Scan time = the call m.ksmd.run(full_scans=1): kick, run=1, poll full_scans every 0.5 ms, run=0.")
+    if res["start_s"] > 1:
+        say(f"RealMachine() took {res['start_s']:.1f} s (waiting for the lock).")
+    say()
     sim_scans = sim["scans"]
     rows = []
     for i, (k, s) in enumerate(zip(steps, sim_scans), 1):
@@ -1033,7 +716,7 @@ def section_kernel(opts, results) -> None:
 
     rows = []
     equal = True
-    for k in KERNEL_COUNTERS:
+    for k in res["counters"]:
         a, b = res["counters"][k], sim["counters"][k]
         equal &= a == b
         rows.append([k, n(a), n(b), "yes" if a == b else "NO"])
@@ -1041,14 +724,14 @@ def section_kernel(opts, results) -> None:
     table(["counter", "kernel", "ksmlab", "equal"], rows, title="Counters after 2 full scans")
     say("Kernel extras: " + ", ".join(f"{k}={n(v)}" for k, v in res["extra"].items()))
     say("Per process (ksm_stat): " + "; ".join(
-        f"w{i}: rmap_items {p.get('ksm_rmap_items')}, merging {p.get('ksm_merging_pages')}"
+        f"p{i}: rmap_items {p.get('ksm_rmap_items')}, merging {p.get('ksm_merging_pages')}"
         for i, p in enumerate(res["per_process"])))
     say(f"Every worker reads back what it wrote after the merge: {'yes' if res['contents_ok'] else 'NO'}")
-    say(f"Workers' fill time (fork + write {n(total)} pages): {res['fill_s']:.2f} s")
+    say(f"Workers' fill time (start + write {n(total)} pages + MADV_MERGEABLE): {res['fill_s']:.2f} s")
     say()
-    rows = [[k, res["saved"][k], res["restored"].get(k, "?"),
-             "yes" if res["restored"].get(k) == res["saved"][k] else "NO"] for k in KNOBS]
-    table(["knob", "before", "after", "restored"], rows, title="Knobs saved and restored (run last)")
+    rows = [[k, v, res["restored"].get(k, "?"), "yes" if res["restored"].get(k) == v else "NO"]
+            for k, v in saved.items()]
+    table(["knob", "before", "after", "restored"], rows, title="Knobs saved and restored by RealMachine.close() (run last)")
     if res["restore_errors"]:
         say("RESTORE ERRORS: " + "; ".join(res["restore_errors"]))
 
