@@ -324,18 +324,23 @@ class Process:
         if not data:
             return
         vpns = range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1)
+        self._check_room(vpns, "write")
+        self.machine._run_kernel(self._write, start, data, vpns)
+
+    def _check_room(self, vpns, what: str) -> None:
+        """Refuse, before anything changes, writes that need more pages than the cgroup or the
+        machine has (no kernel analogue: the kernel would OOM-kill the process midway)."""
         kernel = self.machine.kernel
         needed = kernel.pages_needed_to_write(self.mm, vpns)
         memcg = self.mm.memcg
         if memcg.limit_pages is not None and memcg.usage + needed > memcg.limit_pages:
             memcg.failcnt += 1
-            raise OutOfMemory(f"{self.name}'s write needs {needed} new page(s) but cgroup {memcg.name} is at "
+            raise OutOfMemory(f"{self.name}'s {what} needs {needed} new page(s) but cgroup {memcg.name} is at "
                               f"{memcg.usage} of its {memcg.limit_pages}-page limit: the kernel would run the "
                               "memcg OOM killer. Nothing was written.", memcg.name)
         if needed > kernel.frames.nr_free:
-            raise OutOfMemory(f"the machine has {kernel.frames.nr_free} free pages, the write needs {needed}: "
+            raise OutOfMemory(f"the machine has {kernel.frames.nr_free} free pages, the {what} needs {needed}: "
                               "nothing was written", None)
-        self.machine._run_kernel(self._write, start, data, vpns)
 
     def _write(self, start: int, data: bytes, vpns) -> None:
         kernel = self.machine.kernel
@@ -385,9 +390,9 @@ class Process:
 
     def write_pages(self, addr: int, chunks) -> None:
         """Write ``chunks[j]`` (bytes, at most a page) at the start of page j from ``addr`` (page aligned):
-        ``write(addr + j * PAGE_SIZE, chunks[j])`` for each j in turn. Bad input changes nothing; if a
-        write runs out of memory, the pages before it stay written. (On a RealMachine this is one round
-        trip to the worker instead of one per page.)"""
+        ``write(addr + j * PAGE_SIZE, chunks[j])`` for each j in turn. Bad input, or more pages than the
+        cgroup or the machine has room for, changes nothing. (On a RealMachine this is one round trip
+        to the worker instead of one per page.)"""
         self._check()
         _check_int(addr, "write_pages address")
         if addr % PAGE_SIZE:
@@ -400,6 +405,8 @@ class Process:
                 raise KsmlabError(f"write_pages: chunk {j} has {len(chunk)} bytes, more than a page ({PAGE_SIZE})")
         if chunks:
             self._range(addr, len(chunks) * PAGE_SIZE, "write_pages", aligned=True)
+        first = addr >> PAGE_SHIFT
+        self._check_room([first + j for j, chunk in enumerate(chunks) if chunk], "write_pages")
         for j, chunk in enumerate(chunks):
             self.write(addr + j * PAGE_SIZE, chunk)
 

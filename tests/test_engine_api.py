@@ -488,3 +488,18 @@ def test_crc32_checksum_gives_the_same_counters():
             out.append(m.ksm_stats())
         return out
     assert run("crc32") == run("jhash2")
+
+
+def test_write_pages_over_the_limit_writes_nothing():
+    m = Machine()
+    m.add_cgroup("A", limit_pages=3)
+    p = m.spawn("p", cgroup="A")
+    a = p.mmap(5)
+    before = snapshot(m)
+    with pytest.raises(OutOfMemory):
+        p.write_pages(a, [b"x"] * 5)
+    assert snapshot(m) == before
+    p.write_pages(a, [b"x", b"", b"y"])               # an empty chunk faults nothing
+    assert m.memcg_usage()["A"] == 2
+    assert p.read_pages(a, 3, 1) == [b"x", b"\0", b"y"]
+    m.validate()
