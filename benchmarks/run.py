@@ -802,7 +802,7 @@ def section_interactivity(opts, results) -> None:
         return
     say("Notebook 01's two_tenants(m, pages=64): cgroups A and B, one process each, the same 64 short")
     say("contents in both, MADV_MERGEABLE, ksmd.run(full_scans=2); then the memcg + KSM-counter table and its")
-    say(f"_repr_html_() (what the widget's output area renders). The mode alternates allocate/upgrade, as the")
+    say("_repr_html_() (what the widget's output area renders). The mode alternates allocate/upgrade, as the")
     say(f"toggle does; median of {opts.reps} toggles. Interpreter: "
         f"{os.path.relpath(py, ROOT) if py.startswith(ROOT) else py}.")
     r = run_child("interactivity", {"reps": opts.reps}, python=py)

@@ -18,7 +18,6 @@ switch                     hunks    what it does
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -58,7 +57,7 @@ def diff_text() -> str:
 def hunks() -> list[Hunk]:
     """The nine hunks of the diff in order, each with its id, file, text and switches."""
     result = []
-    file = None
+    file = cur_file = None
     current: list[str] | None = None
     header = ""
     for line in diff_text().splitlines():

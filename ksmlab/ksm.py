@@ -31,10 +31,10 @@ from __future__ import annotations
 from .errors import KernelOops, OutOfMemory
 from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_WRITE,
                  VM_HUGETLB, VM_INSERTPAGE, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MERGEABLE,
-                 VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED, VM_WRITE)
+                 VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED)
 from .page import (LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
-from .rbtree import RBNode, RBRoot, rb_erase, rb_insert_color, rb_link_node, RB_LEFT, RB_RIGHT
+from .rbtree import RBNode, rb_erase, rb_insert_color, rb_link_node, RB_LEFT, RB_RIGHT
 
 __all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
            "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE"]

@@ -25,7 +25,7 @@ kernel a student can actually run (Linux 6.x), against which ``ksmlab.real`` che
 
 from __future__ import annotations
 
-from .page import PAGE_SHIFT, Page
+from .page import Page
 
 __all__ = ["ModernOps", "skip_age"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import MODES, content, fill, pfn_at, ptes, scan, snapshot
+from conftest import MODES, content, fill, ptes, snapshot
 
 from ksmlab import PAGE_SIZE, KsmlabError, Machine, OutOfMemory
 

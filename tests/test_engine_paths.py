@@ -11,8 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from conftest import (MODES, check_anon_vma_refs, content, fill, in_use_pfns, mappers_per_pfn,
-                      no_frame_mapped_twice, pfn_at, ptes, scan, snapshot, stats, validate_or_invariant)
+from conftest import (MODES, check_anon_vma_refs, content, fill, in_use_pfns, no_frame_mapped_twice, pfn_at, ptes, scan, snapshot, stats, validate_or_invariant)
 
 from ksmlab import PAGE_SIZE, KernelOops, KsmlabError, Machine, OutOfMemory
 from ksmlab.mm import VM_MERGEABLE
