@@ -69,10 +69,16 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         # trace
         self.tracing = trace
         self.trace: list[Event] = []
+        self.watched: tuple[int, ...] = ()              # pfns whose counts each event records
         self.current_step = None
 
     def ev(self, func: str, what: str, mm=None, addr: int | None = None, pfn: int | None = None,
            hunk: str | None = None, src: str | None = None) -> None:
         """Append one event to the trace."""
+        counts = None
+        if self.watched:
+            mem_map = self.frames.mem_map
+            counts = tuple((p, mem_map[p]._count, mem_map[p]._mapcount + 1) if p < len(mem_map) else (p, 0, 0)
+                           for p in self.watched)
         self.trace.append(Event(len(self.trace), func, mm.name if mm is not None else None, addr, pfn,
-                                what, hunk, src))
+                                what, hunk, src, counts))

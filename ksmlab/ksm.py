@@ -788,10 +788,10 @@ class KsmOps:
             self.stable_tree_append(rmap_item, stable_node)
         self.unlock_page(kpage)
         if not self.drop_put_page:
-            if self.tracing:
-                self.ev("put_page", "ksmd drops its reference to kpage", pfn=kpage.pfn, hunk="h7",
-                        src="ksm.c.before:1247")
             self.put_page(kpage, "cmp_and_merge_page")
+            if self.tracing:
+                self.ev("put_page", "ksmd dropped its reference to kpage", pfn=kpage.pfn, hunk="h7",
+                        src="ksm.c.before:1247")
         if stable_node is None:
             self.break_cow(tree_rmap_item)
             self.break_cow(rmap_item)
@@ -912,6 +912,10 @@ class KsmOps:
             if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
                 self.cmp_and_merge_page(page, rmap_item)
             self.put_page(page, "ksm_do_scan")
+            if self.tracing:
+                self.ev("ksm_do_scan", "put_page(page): done with it, ksmd drops the reference follow_page took",
+                        mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn,
+                        src=self._src(1415, 1390))
         return visited
 
     def lru_add_drain_all_before_pass(self) -> None:

@@ -183,6 +183,15 @@ class Machine:
         except (KeyError, TypeError):
             raise KsmlabError(f"unknown process {name!r}: processes are {', '.join(self.processes) or 'none'}") from None
 
+    def watch(self, *pfns: int) -> None:
+        """Record, with every later trace event, ``_count`` and mapcount of these pages (a pfn not
+        allocated yet reads as 0): see :func:`ksmlab.views.tables.refcount_frame`. ``watch()`` stops."""
+        for pfn in pfns:
+            _check_int(pfn, "pfn", minimum=1)
+            if pfn >= self.kernel.frames.ram_pages:
+                raise KsmlabError(f"pfn {pfn} is beyond this machine's {self.kernel.frames.ram_pages} pages")
+        self.kernel.watched = tuple(pfns)
+
     # ------------------------------------------------------------ reports
 
     def ksm_stats(self) -> dict[str, int]:

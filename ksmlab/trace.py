@@ -3,6 +3,8 @@
 Every step appends :class:`Event` s; tests assert on them, notebooks show them as tables
 (:func:`ksmlab.views.tables.trace_frame`). ``hunk`` names the hunk of the commit the line belongs to
 (``"h1"`` .. ``"h9"``, see :mod:`ksmlab.hunks`), ``src`` the source line (``ksm.c.after:875``).
+With ``Machine.watch(pfn, ...)`` each event also records the reference and map counts of those
+pages right after it, which is how the refcount tables of a merge come out step by step.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Event:
     what: str
     hunk: str | None = None
     src: str | None = None
+    counts: tuple | None = None      # ((pfn, _count, mapcount), ...) of the watched pages, after the event
 
     def __str__(self) -> str:
         where = []

@@ -38,8 +38,10 @@ def test_pass_one_only_records_checksums():
     m.ksmd.run(full_scans=1)
     funcs = [e.func for e in m.trace[mark:]]
     # the two freshly faulted pages leave CPU 0's pagevec as the pass begins (drain_before_pass)
-    assert funcs == ["lru_add_drain", "lru_add_drain", "scan_get_next_rmap_item", "ksm_do_scan", "calc_checksum", "ksm_do_scan",
-                     "calc_checksum", "scan_get_next_rmap_item"]
+    assert funcs == ["lru_add_drain", "lru_add_drain", "scan_get_next_rmap_item",
+                     "ksm_do_scan", "calc_checksum", "ksm_do_scan",      # visit, checksum, put_page(page)
+                     "ksm_do_scan", "calc_checksum", "ksm_do_scan",
+                     "scan_get_next_rmap_item"]
 
 
 def test_upgrade_mode_merge_sequence():
@@ -49,6 +51,7 @@ def test_upgrade_mode_merge_sequence():
         ("scan_get_next_rmap_item", None, None, None),          # pass 2 begins: unstable tree reset
         ("ksm_do_scan", "a", 1, None),
         ("unstable_tree_search_insert", "a", 1, None),          # no twin: a's item inserted
+        ("ksm_do_scan", "a", 1, None),                          # put_page(page)
         ("ksm_do_scan", "b", 2, None),
         ("unstable_tree_search_insert", "b", 2, None),          # twin found: a's page
         ("try_to_merge_two_pages", "b", 2, "h5"),               # no alloc_page any more
@@ -62,7 +65,8 @@ def test_upgrade_mode_merge_sequence():
         ("stable_tree_insert", None, 2, None),
         ("stable_tree_append", "a", 2, None),                   # pages_shared += 1
         ("stable_tree_append", "b", 2, None),                   # pages_sharing += 1
-        ("scan_get_next_rmap_item", None, None, None),          # no put_page(kpage): hunk h7
+        ("ksm_do_scan", "b", 2, None),                          # no put_page(kpage) (hunk h7): put_page(page)
+        ("scan_get_next_rmap_item", None, None, None),
     ]
     kpage = m.kernel.frames.mem_map[2]
     assert (kpage._count, kpage._mapcount + 1, kpage.memcg.name) == (2, 2, "B")
@@ -75,6 +79,7 @@ def test_allocate_mode_merge_sequence():
         ("scan_get_next_rmap_item", None, None, None),
         ("ksm_do_scan", "a", 1, None),
         ("unstable_tree_search_insert", "a", 1, None),
+        ("ksm_do_scan", "a", 1, None),
         ("ksm_do_scan", "b", 2, None),
         ("unstable_tree_search_insert", "b", 2, None),
         ("alloc_page", "b", 3, "h5"),                           # GFP_HIGHUSER, no memcg charge
@@ -92,7 +97,8 @@ def test_allocate_mode_merge_sequence():
         ("stable_tree_append", "a", 3, None),
         ("stable_tree_append", "b", 3, None),
         ("put_page", None, 3, "h7"),                            # ksmd's allocation reference dropped
-        ("__free_page", None, 2, None),                         # ksm_do_scan's put_page(page)
+        ("__free_page", None, 2, None),                         # ksm_do_scan's put_page(page) frees b's page
+        ("ksm_do_scan", "b", 2, None),
         ("scan_get_next_rmap_item", None, None, None),
     ]
     kpage = m.kernel.frames.mem_map[3]
@@ -121,3 +127,52 @@ def test_trace_can_be_switched_off_without_changing_results():
         results.append((m.ksm_stats(), m.memcg_usage(), len(m.trace) > 0))
     assert results[0][:2] == results[1][:2]
     assert results[0][2] and not results[1][2]
+
+
+def watched_history(mode, pfn):
+    """The successive (_count, ptes) of one page through pass 2 of the one-merge scenario."""
+    m = Machine(mode=mode)
+    m.add_cgroup("A")
+    m.add_cgroup("B")
+    a = m.spawn("a", cgroup="A")
+    b = m.spawn("b", cgroup="B")
+    x = a.mmap(pages=1)
+    y = b.mmap(pages=1)
+    a.write(x, b"same")
+    b.write(y, b"same")
+    a.madvise(x, PAGE_SIZE, "MADV_MERGEABLE")
+    b.madvise(y, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    m.watch(pfn)
+    mark = len(m.trace)
+    m.ksmd.run(full_scans=1)
+    history = []
+    for e in m.trace[mark:]:
+        (_, count, ptes), = e.counts
+        if not history or history[-1] != (count, ptes):
+            history.append((count, ptes))
+    return history
+
+
+def test_refcounts_of_the_kpage_step_by_step_before_the_commit():
+    """NOTES.md (a), "Before": K = alloc (1), +1 per pte, -1 at put_page(kpage) (ksm.c.before:1247).
+    The model also shows the reference ksmd's pagevec holds from lru_cache_add_lru (ksm.c.before:963)
+    until the next drain, which the table in the notes leaves out."""
+    assert watched_history("allocate", 3) == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (3, 2)]
+
+
+def test_refcounts_of_the_upgraded_page_step_by_step_after_the_commit():
+    """NOTES.md (a), "After": pte + ksmd, then 2 ptes + ksmd (get_page in replace_page), no
+    put_page(kpage), then 2 when ksm_do_scan drops its reference (ksm.c.after:1390)."""
+    assert watched_history("upgrade", 2) == [(1, 1), (2, 1), (3, 2), (2, 2)]
+
+
+def test_watch_refuses_a_pfn_outside_ram():
+    import pytest
+
+    from ksmlab import KsmlabError
+    m = Machine(ram_pages=64)
+    with pytest.raises(KsmlabError, match="beyond"):
+        m.watch(64)
+    with pytest.raises(KsmlabError):
+        m.watch(0)

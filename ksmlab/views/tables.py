@@ -12,7 +12,7 @@ from ..page import PAGE_SHIFT, PageKsm
 from ..trace import Event
 
 __all__ = ["trace_frame", "memcg_frame", "pages_frame", "rmap_items_frame", "stats_frame", "compare_modes",
-           "hunks_frame"]
+           "hunks_frame", "refcount_frame"]
 
 
 def trace_frame(events: Machine | Iterable[Event], hunk: str | None = None) -> pd.DataFrame:
@@ -27,6 +27,25 @@ def trace_frame(events: Machine | Iterable[Event], hunk: str | None = None) -> p
     text = ["process", "address", "hunk", "source"]
     frame[text] = frame[text].fillna("")
     return frame.set_index("seq")
+
+
+def refcount_frame(events: Machine | Iterable[Event], names: dict[int, str] | None = None) -> pd.DataFrame:
+    """``_count`` (and, in brackets, the ptes mapping it) of each watched page after each event that
+    changed one of them (see ``Machine.watch``); ``names`` labels the pfns, e.g. ``{3: "kpage"}``."""
+    if isinstance(events, Machine):
+        events = events.trace
+    rows = []
+    last = None
+    for e in events:
+        if e.counts is None or e.counts == last:
+            continue
+        last = e.counts
+        row = {"seq": e.seq, "function": e.func, "hunk": e.hunk or ""}
+        for pfn, count, mapcount in e.counts:
+            label = (names or {}).get(pfn, f"pfn {pfn}")
+            row[label] = "free" if count == 0 else f"{count} ({mapcount} pte{'s' if mapcount != 1 else ''})"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("seq")
 
 
 def memcg_frame(machine: Machine) -> pd.DataFrame:

@@ -103,6 +103,47 @@ md("""
 - `_count` 2 = the two ptes; ksmd's own references are all dropped between steps.
 - `mapping` is the stable node's (made-up) kernel address with the low bits `0x3`.
 
+## Reference counts, step by step
+
+`m.watch(pfn, ...)` makes every trace event record the reference count (`_count`) and the number of
+ptes of those pages. Here is pass 2 of the one-page scenario again, with pfn 1 (a's page, the tree
+page), pfn 2 (b's page, the page being scanned) and pfn 3 (the old code's new kpage). These are the
+tables of NOTES.md (a), computed:
+""")
+code("""
+from ksmlab.views.tables import refcount_frame
+
+def refcounts(mode):
+    m = Machine(mode=mode)
+    m.add_cgroup("A"); m.add_cgroup("B")
+    for name in "ab":
+        p = m.spawn(name, cgroup=name.upper())
+        addr = p.mmap(pages=1)
+        p.write(addr, b"page 0")
+        p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    m.watch(1, 2, 3)
+    mark = len(m.trace)
+    m.ksmd.run(full_scans=1)
+    return refcount_frame(m.trace[mark:], {1: "tree_page (a)", 2: "page (b)", 3: "new kpage"})
+
+refcounts("allocate")
+""")
+md("""
+- ksmd's own `follow_page` reference adds 1 to the page it visits. Its `get_mergeable_page` adds 1 to
+  the tree page while it compares.
+- The new kpage starts at 1 from `alloc_page`. `lru_cache_add_lru` parks it in ksmd's per-CPU pagevec,
+  which holds one more reference until the pagevec drains. Each `replace_page` adds 1 for its pte, and
+  `put_page(kpage)` (h7) drops the allocation's reference.
+""")
+code("""
+refcounts("upgrade")
+""")
+md("""
+- b's page goes from "1 pte + ksmd" to "2 ptes + ksmd" when a's pte is pointed at it. Nothing is
+  allocated, so there is no reference for `put_page(kpage)` to drop. When ksmd is done, the page is left
+  with exactly its two ptes.
+
 ## Hunk h7: the `put_page(kpage)` that had to go
 
 The old `put_page(kpage)` dropped the reference from `alloc_page`. An upgraded page has no such
