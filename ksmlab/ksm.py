@@ -612,7 +612,8 @@ class KsmOps:
 
     def stable_tree_insert(self, kpage: Page) -> StableNode | None:
         """``stable_tree_insert()`` (``ksm.c.after:1019-1066``): a new node for ``kpage``, which then
-        points back at it (``mapping = stable_node | 3``)."""
+        points back at it (``mapping = stable_node | 3``). As in :meth:`stable_tree_search`, the
+        reference ``get_ksm_page`` takes and ``put_page`` drops at each level is elided."""
         root = self.root_stable_tree
         parent = None
         link = root
@@ -625,11 +626,11 @@ class KsmOps:
                 if other is None:
                     return None
             else:
-                tree_page = self.get_ksm_page(stable_node)
-                if tree_page is None:
+                tree_page = stable_node.page                # get_ksm_page(), its get/put pair elided
+                if tree_page.mapping_obj is not stable_node:
+                    self.remove_node_from_stable_tree(stable_node)
                     return None
                 other = tree_page.content
-                self.put_page(tree_page)
             parent = node
             if content < other:
                 link, node = RB_LEFT, node.rb_left
