@@ -584,18 +584,16 @@ class KsmOps:
         content = page.content
         while node is not None:
             stable_node = node.owner
-            if stable_node.dups is not None:               # a stable-node chain (max_page_sharing)
-                other = self.chain_content(stable_node)
-                if other is None:
-                    return None
-            else:
+            if stable_node.dups is None:                   # _node_content(), inlined: ksmd's hot path
                 tree_page = stable_node.page
-                # get_ksm_page()'s keyhole: set_page_stable_node() sets mapping and flags together
-                # and freeing a page clears its mapping, so one test covers all three checks.
                 if tree_page.mapping_obj is not stable_node:
                     self.remove_node_from_stable_tree(stable_node)
                     return None
                 other = tree_page.content
+            else:
+                other = self._node_content(stable_node)
+                if other is None:
+                    return None
             if content is not other:                       # contents are interned: equal means identical
                 node = node.rb_left if content < other else node.rb_right
                 continue
@@ -610,6 +608,19 @@ class KsmOps:
             return stable_node
         return None
 
+    def _node_content(self, stable_node: StableNode) -> bytes | None:
+        """The contents a stable-tree node stands for, through ``get_ksm_page()``'s keyhole; ``None``
+        (and the node removed) when it is stale. ``set_page_stable_node()`` sets mapping and flags
+        together and freeing a page clears its mapping, so one identity test covers the keyhole's
+        checks; the reference it would take and drop around the comparison is elided."""
+        if stable_node.dups is not None:                   # a stable-node chain (max_page_sharing)
+            return self.chain_content(stable_node)
+        tree_page = stable_node.page
+        if tree_page.mapping_obj is not stable_node:
+            self.remove_node_from_stable_tree(stable_node)
+            return None
+        return tree_page.content
+
     def stable_tree_insert(self, kpage: Page) -> StableNode | None:
         """``stable_tree_insert()`` (``ksm.c.after:1019-1066``): a new node for ``kpage``, which then
         points back at it (``mapping = stable_node | 3``). As in :meth:`stable_tree_search`, the
@@ -621,16 +632,9 @@ class KsmOps:
         content = kpage.content
         while node is not None:
             stable_node = node.owner
-            if stable_node.dups is not None:               # a stable-node chain (max_page_sharing)
-                other = self.chain_content(stable_node)
-                if other is None:
-                    return None
-            else:
-                tree_page = stable_node.page                # get_ksm_page(), its get/put pair elided
-                if tree_page.mapping_obj is not stable_node:
-                    self.remove_node_from_stable_tree(stable_node)
-                    return None
-                other = tree_page.content
+            other = self._node_content(stable_node)
+            if other is None:
+                return None
             parent = node
             if content < other:
                 link, node = RB_LEFT, node.rb_left

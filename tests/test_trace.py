@@ -8,7 +8,8 @@ is the unstable tree's page (tree_page) and b's page is the scanned ``page``.
 from ksmlab import PAGE_SIZE, Machine
 
 
-def one_merge(mode):
+def before_the_merge(mode):
+    """The scenario after pass 1: a's page is pfn 1, b's pfn 2."""
     m = Machine(mode=mode)
     m.add_cgroup("A")
     m.add_cgroup("B")
@@ -21,6 +22,11 @@ def one_merge(mode):
     a.madvise(x, PAGE_SIZE, "MADV_MERGEABLE")
     b.madvise(y, PAGE_SIZE, "MADV_MERGEABLE")
     m.ksmd.run(full_scans=1)
+    return m
+
+
+def one_merge(mode):
+    m = before_the_merge(mode)
     mark = len(m.trace)
     m.ksmd.run(full_scans=1)
     m.validate()
@@ -131,18 +137,7 @@ def test_trace_can_be_switched_off_without_changing_results():
 
 def watched_history(mode, pfn):
     """The successive (_count, ptes) of one page through pass 2 of the one-merge scenario."""
-    m = Machine(mode=mode)
-    m.add_cgroup("A")
-    m.add_cgroup("B")
-    a = m.spawn("a", cgroup="A")
-    b = m.spawn("b", cgroup="B")
-    x = a.mmap(pages=1)
-    y = b.mmap(pages=1)
-    a.write(x, b"same")
-    b.write(y, b"same")
-    a.madvise(x, PAGE_SIZE, "MADV_MERGEABLE")
-    b.madvise(y, PAGE_SIZE, "MADV_MERGEABLE")
-    m.ksmd.run(full_scans=1)
+    m = before_the_merge(mode)
     m.watch(pfn)
     mark = len(m.trace)
     m.ksmd.run(full_scans=1)

@@ -174,13 +174,16 @@ def locked(m):
     p.madvise(addr, 2 * PAGE_SIZE, "MADV_MERGEABLE")
     m.ksmd.run(full_scans=2)
 
-for hunks in ({"vm_locked_kpage_guard": False}, {}):
-    m = Machine(mode="upgrade", hunks=hunks)
+def try_it(mode, hunks):
+    m = Machine(mode=mode, hunks=hunks)
     try:
         locked(m)
-        print(hunks, "->", m.ksm_stats())
+        print(mode, hunks, "->", m.ksm_stats())
     except KernelOops as oops:
-        print(hunks, "->", oops)
+        print(mode, hunks, "->", oops)
+
+try_it("upgrade", {"vm_locked_kpage_guard": False})
+try_it("upgrade", {})
 """)
 md("""
 The old code called `lru_add_drain()` before `mlock_vma_page(kpage)` (`ksm.c.before:875`). Its
@@ -189,13 +192,8 @@ the LRU. The upgraded page has been on the LRU all along, so the drain could go.
 *old* code shows what it was for:
 """)
 code("""
-for hunks in ({"drop_lru_add_drain": True}, {}):
-    m = Machine(mode="allocate", hunks=hunks)
-    try:
-        locked(m)
-        print(hunks, "->", m.ksm_stats())
-    except KernelOops as oops:
-        print(hunks, "->", oops)
+try_it("allocate", {"drop_lru_add_drain": True})
+try_it("allocate", {})
 """)
 md("""
 ## After the merge: who pays when someone writes?
