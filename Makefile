@@ -12,7 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := lab,test
+EXTRAS := lab,test,browser
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
