@@ -1,8 +1,9 @@
 """``calc_checksum()``'s hash: ``jhash2(page, PAGE_SIZE / 4, 17)`` (``ksm.c.after:691-698``).
 
-In 2.6.32/33, include/linux/jhash.h was Bob Jenkins' lookup2 hash (recalled; lookup3 replaced it
-in 2.6.37, and today's KSM uses xxhash). :func:`jhash2` is that function over the page's 1024
-native-endian (x86: little-endian) 32-bit words.
+In 2.6.32/33, include/linux/jhash.h was Bob Jenkins' lookup2 hash (lookup3 replaced it later, and
+today's KSM uses xxhash). :func:`jhash2` is that function over the page's 1024 native-endian (x86:
+little-endian) 32-bit words; ``tests/test_checksum.py`` pins values that the same function compiled
+from C gives for four pages.
 
 It only decides whether a page "looks unchanged since the last pass", so any hash without
 collisions in a scenario gives the same merges and counters. ``Machine(checksum="crc32")`` uses
