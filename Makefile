@@ -111,10 +111,10 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- notebooks ----------------------------------------------------------------------
-# Write each notebook from its source in notebooks/src/, then execute every
+# Write each notebook from its source in notebooks/.src/, then execute every
 # notebook in place, so the outputs stored for nbval are the engine's current ones.
 notebooks: $(STAMP)
 	@mkdir -p $(TEST_HOME)
-	for src in notebooks/src/*.py; do $(BIN)/python "$$src" || exit 1; done
+	for src in notebooks/.src/*.py; do $(BIN)/python "$$src" || exit 1; done
 	for nb in notebooks/*.ipynb solutions/*.ipynb; do [ -f "$$nb" ] || continue; \
 	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done

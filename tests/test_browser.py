@@ -45,7 +45,7 @@ def jupyterlab(tmp_path):
         pytest.skip("no Chromium at /usr/bin/chromium (Debian: apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (extra 'browser')")
     notebooks = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns("src", ".ipynb_checkpoints"))
+    shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".src", ".ipynb_checkpoints"))
     env = dict(os.environ)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
                 "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):
