@@ -66,7 +66,7 @@ __all__ = [
     "ksm_knobs",
 ]
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096  # importable off Linux too
 KSM_DIR = "/sys/kernel/mm/ksm"
 MEMCG_V1_ROOT = "/sys/fs/cgroup/memory"
 CGROUP_V2_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers"  # present when /sys/fs/cgroup is cgroup v2
@@ -745,7 +745,7 @@ class _Sysfs(Mapping):
         return f"<RealMachine sysfs {dict(self.items())}>"
 
 
-_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class RealMachine:
