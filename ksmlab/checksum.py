@@ -7,8 +7,8 @@ from C gives for four pages.
 
 It only decides whether a page "looks unchanged since the last pass", so any hash without
 collisions in a scenario gives the same merges and counters. ``Machine(checksum="crc32")`` uses
-zlib's CRC-32 of the page instead: it runs in C, about a thousand times faster than this pure
-Python jhash2, and the benchmarks use it.
+zlib's CRC-32 of the stored contents instead: it runs in C, thousands of times faster than this
+pure Python jhash2, and the benchmarks use it.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ def page_jhash2(content: bytes) -> int:
 
 
 def page_crc32(content: bytes) -> int:
-    """CRC-32 of the 4096-byte page: a fast stand-in for jhash2 (no kernel analogue)."""
-    return zlib.crc32(bytes(4096 - len(content)), zlib.crc32(content))
+    """CRC-32 of the page's contents without their trailing zeros, which name the page exactly: a
+    fast stand-in for jhash2 (no kernel analogue), about thirty times faster than a CRC of all 4096
+    bytes."""
+    return zlib.crc32(content)
 
 
 CHECKSUMS = {"jhash2": page_jhash2, "crc32": page_crc32}
