@@ -25,6 +25,7 @@ kernel a student can actually run (Linux 6.x), against which ``ksmlab.real`` che
 
 from __future__ import annotations
 
+from .mm import VM_MERGEABLE
 from .page import Page
 
 __all__ = ["ModernOps", "skip_age"]
@@ -74,7 +75,6 @@ class ModernOps:
         vma = self.find_vma(mm, rmap_item.address)
         if vma is None or vma.vm_start > rmap_item.address or self.ksm_test_exit(mm):
             return 0
-        from .mm import VM_MERGEABLE
         if not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
             return 0
         return self.try_to_merge_one_page(vma, page, self.frames.zero_page)

@@ -67,10 +67,14 @@ b's identical page, finds a's page as its twin, and the page being scanned, b's,
 One merge, traced, in each mode (`ksm.c.before:928-989` against `ksm.c.after:938-965`):
 """)
 code("""
+def pass_two(machine):
+    \"\"\"The trace of the merging pass (pagevec drains left out).\"\"\"
+    start = next(e.seq for e in machine.trace if e.func == "scan_get_next_rmap_item" and "pass 2" in e.what)
+    events = [e for e in machine.trace[start:] if e.func != "lru_add_drain"]
+    return trace_frame(events)[["function", "process", "pfn", "what", "hunk", "source"]]
+
 allocate = two_tenants(Machine(mode="allocate"), pages=1)
-merge = [e for e in allocate.trace if e.func not in ("lru_add_drain",)]
-start = next(e.seq for e in merge if e.func == "scan_get_next_rmap_item" and "pass 2" in e.what)
-trace_frame([e for e in merge if e.seq >= start])[["function", "process", "pfn", "what", "hunk", "source"]]
+pass_two(allocate)
 """)
 md("""
 - `alloc_page` (`ksm.c.before:946`) makes pfn 3, and `copy_user_highpage` copies b's page into it.
@@ -81,9 +85,7 @@ md("""
 """)
 code("""
 upgrade = two_tenants(Machine(mode="upgrade"), pages=1)
-merge = [e for e in upgrade.trace if e.func not in ("lru_add_drain",)]
-start = next(e.seq for e in merge if e.func == "scan_get_next_rmap_item" and "pass 2" in e.what)
-trace_frame([e for e in merge if e.seq >= start])[["function", "process", "pfn", "what", "hunk", "source"]]
+pass_two(upgrade)
 """)
 md("""
 - No allocation: `try_to_merge_with_ksm_page(rmap_item, page, NULL)` (`ksm.c.after:953`) upgrades
