@@ -34,7 +34,7 @@ from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS,
                  VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED)
 from .page import (LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
-from .rbtree import RBNode, rb_erase, rb_insert_color, rb_link_node, RB_LEFT, RB_RIGHT
+from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, RBNode, rb_erase, rb_insert_color, rb_link_node
 
 __all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
            "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE"]
@@ -66,26 +66,35 @@ class MmSlot:
         return "<ksm_mm_head>" if self.mm is None else f"<mm_slot {self.mm.name}>"
 
 
-class RmapItem:
+class RmapItem(RBNode):
     """``struct rmap_item`` (``ksm.c.after:132-145``).
 
     ``address`` carries the flags in its low bits as in the kernel: ``SEQNR_MASK`` (the low byte
-    of the pass that put it in the unstable tree), ``UNSTABLE_FLAG``, ``STABLE_FLAG``.
+    of the pass that put it in the unstable tree), ``UNSTABLE_FLAG``, ``STABLE_FLAG``. As in the
+    kernel the unstable tree's ``rb_node`` is embedded: the item is its own node (``node``).
     """
 
-    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "node", "head", "age",
+    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "head", "age",
                  "remaining_skips")
 
     def __init__(self, mm, address: int):
+        self.rb_parent = self          # a cleared node (RB_EMPTY_NODE)
+        self.rb_left = self.rb_right = None
+        self.rb_color = RB_RED
+        self.owner = self              # rb_entry(node, struct rmap_item, node)
         self.rmap_list = None
         self.anon_vma = None
         self.mm = mm
         self.address = address
         self.oldchecksum = 0
-        self.node = None               # RBNode while in the unstable tree
         self.head = None               # stable_node while in the stable tree
         self.age = 0                   # smart_scan (Linux 6.7) only
         self.remaining_skips = 0
+
+    @property
+    def node(self) -> RmapItem:
+        """``&rmap_item->node``: the embedded rb_node, which is the item itself."""
+        return self
 
     @property
     def vaddr(self) -> int:
@@ -103,7 +112,7 @@ class RmapItem:
         return f"<rmap_item {self.mm.name} {self.vaddr:#x} {self.state()}>"
 
 
-class StableNode:
+class StableNode(RBNode):
     """``struct stable_node`` (``ksm.c.after:115-119``): a KSM page and the rmap_items mapping it.
 
     ``hlist`` keeps insertion order; the kernel's ``hlist_add_head`` order is its reverse.
@@ -111,15 +120,20 @@ class StableNode:
     of its content, each a node of its own whose ``chain`` points back (see :mod:`ksmlab.modern`).
     """
 
-    __slots__ = ("node", "hlist", "page", "kaddr", "dups", "chain")
+    __slots__ = ("hlist", "page", "kaddr", "dups", "chain")
 
     def __init__(self, kaddr: int):
-        self.node = RBNode(self)
+        super().__init__(self)         # the embedded rb_node; owner is the node itself
         self.hlist: dict[RmapItem, None] = {}
         self.page = None
         self.kaddr = kaddr
         self.dups = None
         self.chain = None
+
+    @property
+    def node(self) -> StableNode:
+        """``&stable_node->node``: the embedded rb_node, which is the stable node itself."""
+        return self
 
     def __repr__(self) -> str:
         return f"<stable_node {self.kaddr:#x} page {self.page.pfn if self.page else None}>"
@@ -583,7 +597,7 @@ class KsmOps:
         node = self.root_stable_tree.rb_node
         content = page.content
         while node is not None:
-            stable_node = node.owner
+            stable_node = node                             # rb_entry(): the node is the stable_node
             if stable_node.dups is None:                   # _node_content(), inlined: ksmd's hot path
                 tree_page = stable_node.page
                 if tree_page.mapping_obj is not stable_node:
@@ -631,7 +645,7 @@ class KsmOps:
         node = root.rb_node
         content = kpage.content
         while node is not None:
-            stable_node = node.owner
+            stable_node = node                             # rb_entry(): the node is the stable_node
             other = self._node_content(stable_node)
             if other is None:
                 return None
@@ -682,7 +696,7 @@ class KsmOps:
         last_start = last_end = 0                          # change them during one walk
         pgtable = None
         while node is not None:
-            tree_rmap_item = node.owner
+            tree_rmap_item = node                          # rb_entry(): the node is the rmap_item
             # get_mergeable_page(tree_rmap_item), inlined (this loop is ksmd's hottest path)
             mm = tree_rmap_item.mm
             addr = tree_rmap_item.address
@@ -715,10 +729,8 @@ class KsmOps:
             else:
                 link, node = RB_RIGHT, node.rb_right
         rmap_item.address |= UNSTABLE_FLAG | (self.ksm_scan.seqnr & SEQNR_MASK)
-        if rmap_item.node is None:
-            rmap_item.node = RBNode(rmap_item)
-        rb_link_node(rmap_item.node, parent, link)
-        rb_insert_color(rmap_item.node, root)
+        rb_link_node(rmap_item, parent, link)
+        rb_insert_color(rmap_item, root)
         self.ksm_pages_unshared += 1
         if self.tracing:
             self.ev("unstable_tree_search_insert", "no twin: inserted in the unstable tree", mm=rmap_item.mm,

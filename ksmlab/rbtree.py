@@ -43,9 +43,11 @@ Differences from C, all forced by the language:
   ``rb_parent_color``; here they are two attributes, ``rb_parent`` and
   ``rb_color``. ``rb_parent(node)`` and ``rb_color(node)`` still exist.
 * C embeds ``struct rb_node`` in the structure it indexes and recovers the
-  structure with ``rb_entry()`` (``container_of``). Python cannot, so each
+  structure with ``rb_entry()`` (``container_of``). Here each
   :class:`RBNode` carries an ``owner`` reference: ``node.owner`` is
-  ``rb_entry(node, ...)``.
+  ``rb_entry(node, ...)``. A structure that embeds its node, as KSM's
+  ``rmap_item`` and ``stable_node`` do, subclasses :class:`RBNode`: it *is*
+  its node, and its ``owner`` is itself.
 * Python has no pointer to a pointer, so the ``rb_link`` argument of
   :func:`rb_link_node` is either :data:`RB_LEFT` / :data:`RB_RIGHT` (naming
   the empty child slot of ``parent``), or, when ``parent`` is ``None``, the
