@@ -3,6 +3,8 @@
 #   make lab     create .venv on first use, then open JupyterLab on notebooks/
 #   make test    pytest over tests/ plus nbval over notebooks/ and solutions/
 #   make bench   run benchmarks/run.py
+#   make notebooks    rewrite and re-execute notebooks/ and solutions/, then exercises/
+#   make exercises    rewrite exercises/ from the masters in solutions/
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
 #   make clean   remove .venv and build/test leftovers
 #
@@ -17,10 +19,10 @@ EXTRAS := lab,test,browser
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test bench lock clean notebooks
+.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises
 
 help:
-	@sed -n '3,9s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml or
@@ -45,9 +47,10 @@ LAB_FLAGS += --no-browser
 endif
 endif
 
+# The server's root is the repository, so exercises/ and solutions/ are a click
+# away; the browser opens on notebooks/.
 lab: $(STAMP)
-	@mkdir -p notebooks
-	$(BIN)/jupyter lab $(LAB_FLAGS) $(LAB_ARGS) notebooks/
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 # --- tests ----------------------------------------------------------------------
 # Jupyter, IPython and matplotlib keep config and state under .venv/home during
@@ -115,6 +118,11 @@ clean:
 # notebook in place, so the outputs stored for nbval are the engine's current ones.
 notebooks: $(STAMP)
 	@mkdir -p $(TEST_HOME)
-	for src in notebooks/.src/*.py; do $(BIN)/python "$$src" || exit 1; done
+	for src in notebooks/.src/*.py solutions/.src/*.py; do $(BIN)/python "$$src" || exit 1; done
 	for nb in notebooks/*.ipynb solutions/*.ipynb; do [ -f "$$nb" ] || continue; \
 	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	$(MAKE) exercises
+
+# The students' notebooks: the masters with their answers blanked (ksmlab/exercises.py).
+exercises: $(STAMP)
+	$(BIN)/python -m ksmlab.exercises
