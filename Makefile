@@ -116,11 +116,12 @@ clean:
 # --- notebooks ----------------------------------------------------------------------
 # Write each notebook from its source in notebooks/.src/, then execute every
 # notebook in place, so the outputs stored for nbval are the engine's current ones.
+# No timing metadata: it would change every stored notebook on every run.
 notebooks: $(STAMP)
 	@mkdir -p $(TEST_HOME)
 	for src in notebooks/.src/*.py solutions/.src/*.py; do $(BIN)/python "$$src" || exit 1; done
 	for nb in notebooks/*.ipynb solutions/*.ipynb; do [ -f "$$nb" ] || continue; \
-	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
 	$(MAKE) exercises
 
 # The students' notebooks: the masters with their answers blanked (ksmlab/exercises.py).

@@ -281,7 +281,15 @@ md("""
   today's ksmd does with `lru_add_drain_all()`.
 - `calc_checksum` is jhash2 as in 2.6.32 (`checksum="crc32"` is a faster stand-in that gives the same
   merges); memory cgroups are flat, with limits in pages and no reclaim.
+
+## Now predict it yourself
+
+`exercises/01-exercises.ipynb` (in the `exercises` folder beside this one) asks six questions about
+this notebook, from the counters after one pass to who pays after an exit, and checks each answer
+on the spot by running the scenario on ksmlab.
 """)
+for i, cell in enumerate(C):
+    cell.id = f"cell-{i:02d}"   # stable ids: rewriting a notebook changes only what changed
 nb.cells = C
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "notebooks/01-share-anon-page-without-allocating.ipynb")

@@ -163,6 +163,8 @@ md("""
 Write your own scenario as a function of a machine, using only the `Machine` API and addresses
 returned by `mmap`. Run it on `engine_for_parity()` and on a `RealMachine`, and compare the two.
 """)
+for i, cell in enumerate(C):
+    cell.id = f"cell-{i:02d}"   # stable ids: rewriting a notebook changes only what changed
 nb.cells = C
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "notebooks/02-ksmlab-against-the-real-kernel.ipynb")

@@ -227,6 +227,8 @@ are still mapped by `b`: `B` 4. A shared page is charged to one cgroup only, for
 maps it: "the usual dissatisfaction", as the commit message says.
 """)
 
+for i, cell in enumerate(C):
+    cell.id = f"cell-{i:02d}"   # stable ids: rewriting a notebook changes only what changed
 nb.cells = C
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "solutions/01-exercises.ipynb")
