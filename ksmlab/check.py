@@ -304,7 +304,7 @@ def e4(answer: dict) -> Verdict:
                     "code is not kpage.",
         "upgrade": "kpage is now the visited page itself: it arrives with its pte and ksmd's "
                    "follow_page reference, replace_page adds the tree page's pte "
-                   "(replace_page, ksm.c.after:780-837), and hunk h7 removed the final put_page(kpage).",
+                   "(replace_page, ksm.c.after:780-828), and hunk h7 removed the final put_page(kpage).",
     }, "Without the allocation there is no allocation reference to drop: ksmd's reference is now "
        "the follow_page one that ksm_do_scan drops (ksm.c.after:1390). Keeping put_page(kpage) "
        "would drop one reference too many: see e5.")

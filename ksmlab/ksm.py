@@ -52,7 +52,7 @@ _UNMERGEABLE_FLAGS = (VM_MERGEABLE | VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO
 
 
 class MmSlot:
-    """``struct mm_slot`` (``ksm.c.after:86-100``): a node of ksmd's circular mm list."""
+    """``struct mm_slot`` (``ksm.c.after:86-91``): a node of ksmd's circular mm list."""
 
     __slots__ = ("mm", "prev", "next", "rmap_list")
 
@@ -140,7 +140,7 @@ class StableNode(RBNode):
 
 
 class KsmScan:
-    """``struct ksm_scan`` (``ksm.c.after:102-113``): ksmd's cursor.
+    """``struct ksm_scan`` (``ksm.c.after:102-107``): ksmd's cursor.
 
     ``rmap_list`` stands for the kernel's ``struct rmap_item **``: the object (mm_slot or
     rmap_item) whose ``rmap_list`` field is the link to follow next.
@@ -218,7 +218,7 @@ class KsmOps:
                 break
         if self.tracing and ret & VM_FAULT_OOM:
             self.ev("break_ksm", "COW failed at the memcg limit: the pte stays on the KSM page",
-                    mm=vma.vm_mm, addr=addr, src=self._src(382, 382))
+                    mm=vma.vm_mm, addr=addr, src=self._src(396, 396))
         return -12 if ret & VM_FAULT_OOM else 0
 
     def break_cow(self, rmap_item: RmapItem) -> None:
@@ -325,7 +325,7 @@ class KsmOps:
             rmap_item.head = None
             if self.tracing:
                 self.ev("remove_rmap_item_from_tree", "left the stable tree", mm=rmap_item.mm,
-                        addr=address & PAGE_MASK, pfn=page.pfn, src=self._src(546, 546))
+                        addr=address & PAGE_MASK, pfn=page.pfn, src=self._src(554, 554))
         elif address & UNSTABLE_FLAG:
             age = (self.ksm_scan.seqnr - address) & 0xFF
             if age > 1:
@@ -339,7 +339,7 @@ class KsmOps:
                 self.ev("remove_rmap_item_from_tree",
                         "left the unstable tree" if age == 0 else "unstable flag cleared (the tree was reset "
                         "at the start of this pass)", mm=rmap_item.mm, addr=address & PAGE_MASK,
-                        src=self._src(564, 564))
+                        src=self._src(578, 578) if age == 0 else self._src(580, 580))
 
     def remove_trailing_rmap_items(self, mm_slot: MmSlot, holder) -> None:
         """``remove_trailing_rmap_items()`` (``ksm.c.after:587-597``)."""
@@ -409,12 +409,12 @@ class KsmOps:
                     why = " (it is still in a pagevec)" if page.pagevec is not None else ""
                     self.ev("write_protect_page", f"fails: page_count {page._count} != mapcount "
                             f"{page._mapcount + 1} + 1{why}", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
-                            src=self._src(750, 750))
+                            src=self._src(755, 755))
                 return None
             pte.write = False
             if self.tracing:
                 self.ev("write_protect_page", "pte made read-only", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
-                        src=self._src(757, 757))
+                        src=self._src(759, 759))
         return (pte, page)
 
     def replace_page(self, vma, page: Page, kpage: Page, orig_pte) -> int:
@@ -435,7 +435,7 @@ class KsmOps:
         self.put_page(page, "replace_page")
         if self.tracing:
             self.ev("replace_page", f"pte now maps the KSM page {kpage.pfn}; page {page.pfn} unmapped",
-                    mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src=self._src(815, 815))
+                    mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src=self._src(819, 819))
         return 0
 
     def try_to_merge_one_page(self, vma, page: Page, kpage: Page | None) -> int:
@@ -539,8 +539,8 @@ class KsmOps:
         return self._try_to_merge_two_pages_allocating(rmap_item, page, tree_rmap_item, tree_page)
 
     def _try_to_merge_two_pages_allocating(self, rmap_item, page, tree_rmap_item, tree_page):
-        """The body of ``try_to_merge_two_pages`` before the commit (``ksm.c.before:946-988``), the
-        lines hunk h5 removes."""
+        """The body of ``try_to_merge_two_pages`` before the commit (``ksm.c.before:946-988``):
+        hunk h5 removes lines 946-972 and h6 lines 984-987."""
         mm = rmap_item.mm
         try:
             kpage = self.frames.alloc_page()               # alloc_page(GFP_HIGHUSER): no memcg charge
@@ -792,7 +792,7 @@ class KsmOps:
         if self.tracing:
             self.ev("unstable_tree_search_insert", f"twin found: page {tree_page.pfn} of "
                     f"{tree_rmap_item.mm.name} at {tree_rmap_item.address & PAGE_MASK:#x}", mm=mm, addr=addr,
-                    pfn=page.pfn, src=self._src(1106, 1082))
+                    pfn=page.pfn, src=self._src(1143, 1119))
         kpage = self.try_to_merge_two_pages(rmap_item, page, tree_rmap_item, tree_page)
         self.put_page(tree_page, "cmp_and_merge_page")
         if kpage is None:

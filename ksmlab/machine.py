@@ -603,7 +603,7 @@ class Ksmd:
                 # ksmd goes to sleep in ksm_scan_thread (ksmd_should_run() is false)
                 if kernel.tracing:
                     kernel.ev("ksm_scan_thread", "no mm left to scan: ksmd sleeps",
-                              src=kernel._src(1403, 1378))
+                              src=kernel._src(1438, 1413))
                 break
             visited += self.machine._run_kernel(kernel.ksm_do_scan, kernel.ksm_thread_pages_to_scan)
             self.batches += 1

@@ -2,9 +2,9 @@
 
 The fault paths follow ``memory.c.5ad64688-excerpts.c``:
 
-- ``do_anonymous_page`` (``:430-496``): a read fault maps the shared zero page (no anon_vma, no
+- ``do_anonymous_page`` (``:437-496``): a read fault maps the shared zero page (no anon_vma, no
   charge); a write fault allocates a zeroed page and charges it to the faulting mm's memcg.
-- ``do_wp_page`` (``:20-260``): an anonymous, non-KSM page mapped by one pte is reused; anything
+- ``do_wp_page`` (``:20-293``): an anonymous, non-KSM page mapped by one pte is reused; anything
   else, a PageKsm page always (``:49``), is copied into a new page charged to the writer (``:173``).
 
 Model notes (simplifications, each invisible to KSM's counters and to memcg accounting):
@@ -218,7 +218,7 @@ class MmOps:
         return 0
 
     def do_wp_page(self, mm: MmStruct, vma: Vma, addr: int, pte: Pte, vpn: int | None = None) -> int:
-        """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-260``): reuse, or copy on write."""
+        """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-293``): reuse, or copy on write."""
         old_page = self.vm_normal_page(vma, pte)
         if old_page is not None:
             if PageAnon(old_page) and not PageKsm(old_page):
@@ -241,10 +241,11 @@ class MmOps:
         if old_page is not None:
             new_page.content = old_page.content       # cow_user_page()
         if self.tracing:
-            what = ("COW of the zero page" if old_page is None else
-                    "COW of a KSM page (never reused)" if PageKsm(old_page) else "COW of a shared page")
+            what, line = (("COW of the zero page", 152) if old_page is None else
+                          ("COW of a KSM page (never reused)", 49) if PageKsm(old_page) else
+                          ("COW of a shared page", 156))
             self.ev("do_wp_page", f"write fault: {what} into a new page", mm=mm, addr=addr,
-                    pfn=new_page.pfn, src="memory.c.5ad64688-excerpts.c:49")
+                    pfn=new_page.pfn, src=f"memory.c.5ad64688-excerpts.c:{line}")
         if vma.vm_flags & VM_LOCKED and old_page is not None:
             self.munlock_vma_page(old_page)           # clear_page_mlock()
         if self.mem_cgroup_newpage_charge(new_page, mm):

@@ -80,7 +80,7 @@ class ModernOps:
         return self.try_to_merge_one_page(vma, page, self.frames.zero_page)
 
     def replace_page_with_zero_page(self, vma, page: Page, addr: int, pte) -> int:
-        """``replace_page()``'s zero-page branch (modern:1403-1415): a special, dirty zero pte."""
+        """``replace_page()``'s zero-page branch (modern:1393-1408): a special, dirty zero pte."""
         pte.page = self.frames.zero_page
         pte.write = False
         pte.ksm_zero = True
@@ -89,7 +89,7 @@ class ModernOps:
         self.put_page(page, "replace_page")
         if self.tracing:
             self.ev("replace_page", f"use_zero_pages: pte now maps the zero page; page {page.pfn} unmapped "
-                    f"(ksm_zero_pages {self.ksm_zero_pages})", mm=vma.vm_mm, addr=addr, pfn=0, src="modern:1403")
+                    f"(ksm_zero_pages {self.ksm_zero_pages})", mm=vma.vm_mm, addr=addr, pfn=0, src="modern:1399")
         return 0
 
     def ksm_might_unmap_zero_page(self, pte) -> None:

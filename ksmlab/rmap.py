@@ -41,7 +41,7 @@ class RmapOps:
         page.index = address >> 12 if vpn is None else vpn    # the caller's int object: saves memory
 
     def page_add_new_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:
-        """``page_add_new_anon_rmap()`` (``rmap.c.after:699``): first mapping of a new page.
+        """``page_add_new_anon_rmap()`` (``rmap.c.after:700-712``): first mapping of a new page.
 
         The page goes to the faulting CPU's pagevec, or straight to the unevictable list when the
         VMA is VM_LOCKED (``page_evictable``).
