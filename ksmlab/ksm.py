@@ -399,6 +399,11 @@ class KsmOps:
         """
         addr = self.page_address_in_vma(page, vma)
         if addr is None:
+            if self.tracing:
+                why = ("a KSM page has no anon_vma (page_anon_vma() is NULL)" if page.mapping_flags == 3
+                       else "the page is not in this VMA's anon_vma")
+                self.ev("write_protect_page", f"fails: page_address_in_vma returns -EFAULT: {why}",
+                        mm=vma.vm_mm, pfn=page.pfn, src="rmap.c.after:253")
             return None
         pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
         if pte is None or pte.page is not page:          # page_check_address()

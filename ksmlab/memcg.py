@@ -1,4 +1,4 @@
-"""Memory cgroups as 2.6.32/33 charged anonymous pages (NOTES.md (b)).
+"""Memory cgroups as 2.6.32/33 charged anonymous pages.
 
 - Charge: at the first write fault (``do_anonymous_page``, ``memory.c.5ad64688-excerpts.c:467``) and
   at COW (``do_wp_page``, ``:173``), to the memcg of the faulting mm's owner. Read faults map the

@@ -155,7 +155,8 @@ class MmOps:
 
     @staticmethod
     def page_address_in_vma(page: Page, vma: Vma) -> int | None:
-        """``page_address_in_vma()``: where ``page`` would be mapped in ``vma``, or ``None`` (-EFAULT).
+        """``page_address_in_vma()`` (``rmap.c.after:250-262``): where ``page`` would be mapped in
+        ``vma``, or ``None`` (-EFAULT).
 
         For an anonymous page the VMA must share its anon_vma; a KSM page has none
         (``page_anon_vma()`` is NULL), so it never matches.

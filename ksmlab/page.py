@@ -43,7 +43,7 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
-#: ``page->mapping`` tag bits (include/linux/mm.h of 2.6.32; values recalled, see NOTES.md (a)).
+#: ``page->mapping`` tag bits (include/linux/mm.h of 2.6.32; ``ksm.h.5ad64688`` tests them).
 PAGE_MAPPING_ANON = 1
 PAGE_MAPPING_KSM = 2
 PAGE_MAPPING_FLAGS = 3
@@ -347,7 +347,8 @@ class PageOps:
                 raise KernelOops("Bad page state", function, f"page {page.pfn} freed while in a pagevec", page.pfn)
             self.frames.free_page(page, function)
             if self.tracing:
-                self.ev("__free_page", "page freed", pfn=page.pfn)
+                self.ev("__free_page", "page freed" if function == "put_page" else
+                        f"page freed: {function}()'s put_page dropped its last reference", pfn=page.pfn)
 
     # ------------------------------------------------------------ LRU and pagevecs (mm/swap.c)
 

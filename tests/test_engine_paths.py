@@ -118,7 +118,7 @@ def test_issue_example_two_cgroups_64_pages(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_madvise_order_decides_the_owner(mode):
-    """B calling madvise first makes A's pages the scanned ones: A owns (real-ksm.md section 4)."""
+    """B calling madvise first makes A's pages the scanned ones: A owns (as measured on Linux 6.18: see the parity scenarios)."""
     m = Machine(mode=mode)
     m.add_cgroup("A")
     m.add_cgroup("B")
@@ -162,7 +162,7 @@ def test_unstable_merge_needs_a_second_pass(mode):
     assert ptes(p)[(a >> 12) + 1] == (kpfn, False) and not w0
     kpage = p.page_at(a)
     assert PageKsm(kpage)
-    # refcount tables, NOTES (a): "after ksm_do_scan put_page: 2 (one per pte)" in both modes, plus,
+    # the success path's reference counts: "after ksm_do_scan put_page: 2 (one per pte)" in both modes, plus,
     # for the old kpage, the reference of the LRU pagevec that lru_cache_add_lru parked it in
     # (ksm.c.before:963) until the pagevec is drained
     assert kpage._mapcount + 1 == 2
@@ -210,7 +210,7 @@ def test_stable_merge_third_identical_page_joins_the_ksm_page(mode):
 def test_late_joiner(mode, checksum_first, scans_needed):
     """C madvises after A and B merged. In the 2009 code stable_tree_search comes before the checksum
     gate (ksm.c.after:1173 then :1196), so C merges in 1 scan; with the gate first (Linux 6.11+,
-    real-ksm.md 3g) it takes 2."""
+    measured on Linux 6.18) it takes 2."""
     s = merged_pair(mode, n=4, checksum_first=checksum_first)
     m = s.m
     m.add_cgroup("C")
@@ -239,7 +239,7 @@ def test_late_joiner(mode, checksum_first, scans_needed):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_volatile_page_never_merges(mode):
-    """A rewrites its p0 with a new value before every scan (real-ksm.md 3d, d_volatile)."""
+    """A rewrites its p0 with a new value before every scan (measured on Linux 6.18: volatile)."""
     s = merged_pair(mode, n=4, scans=0)
     m, A, a = s.m, s.A, s.a
     A.write(a, b"volatile-0")
@@ -303,13 +303,13 @@ def test_cow_break_by_owner_then_by_the_last_mapper(mode):
     assert pfn_at(A, a + PAGE_SIZE) == kpfn
     usage = m.memcg_usage()
     if mode == "upgrade":
-        # the old KSM frame, now mapped by A alone, stays charged to B (NOTES (b), after-table row 4)
+        # the old KSM frame, now mapped by A alone, stays charged to B (uncharged only at the last unmap, rmap.c.after:752)
         assert usage == {"root": 0, "A": 0, "B": 5, None: 0}
         assert A.page_at(a + PAGE_SIZE).memcg.name == "B"
     else:
         assert usage == {"root": 0, "A": 0, "B": 1, None: 4}
     scan(m)
-    # B's item leaves the node, A's stays: sharing-- and pages_shared stays 4 (real-ksm.md 3c)
+    # B's item leaves the node, A's stays: sharing-- and pages_shared stays 4 (as measured on Linux 6.18)
     assert stats(m, pages_shared=0, pages_sharing=0, pages_volatile=0) == {
         "pages_shared": 4, "pages_sharing": 3, "pages_volatile": 1}
 
@@ -334,7 +334,7 @@ def test_cow_break_by_owner_then_by_the_last_mapper(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_stale_stable_node_removed_at_next_scan(mode):
-    """The selftest check_ksm_unmerge (NOTES (e) row 2): 2 identical pages merged, 1 byte written to
+    """The selftest check_ksm_unmerge (tools/testing/selftests/mm/ksm_functional_tests.c): 2 identical pages merged, 1 byte written to
     each, one more full scan -> pages_shared 0, pages_sharing 0."""
     m, p, a, pfns = one_process(mode, [b"*" * 4096, b"*" * 4096])
     scan(m, 2)
@@ -420,7 +420,7 @@ def test_break_cow_after_failed_second_merge(mode):
 def test_break_cow_at_memcg_limit_leaves_the_mapping_on_the_ksm_page():
     """break_ksm tolerates VM_FAULT_OOM (ksm.c.after:382-407): with P's cgroup at its limit the undo
     COW cannot be charged, and P keeps mapping its upgraded page: a KSM page with a NULL stable
-    node, mapped once (NOTES (a), 'A KSM page with NULL stable_node that stays mapped')."""
+    node, mapped once (tolerated: page_referenced_ksm and try_to_unmap_ksm check page_stable_node, ksm.c.after:1572)."""
     m, T, t, P, pa = pagevec_setup("upgrade", limit_b=1)
     p_pfn = pfn_at(P, pa)
     scan(m, 2)
@@ -455,7 +455,7 @@ def test_fork_of_ksm_pages(mode):
     """A forks F after A and B merged: F maps the KSM pages; at F's first scan stable_tree_search
     returns the page's own node ("ksm page forked", ksm.c.after:983-987) and try_to_merge_one_page
     returns 0 for page == kpage (:845): pages_sharing grows by F's pages, without the checksum gate
-    (real-ksm.md 3i)."""
+    (as measured on Linux 6.18)."""
     s = merged_pair(mode, n=4)
     m, A, a = s.m, s.A, s.a
     m.add_cgroup("C")
@@ -552,7 +552,7 @@ def test_run_2_unmerges_everything(mode):
     assert all(pg.pagevec is not None for pg in m.pages_in_use() if pg._mapcount < 0)
     assert m.memcg_usage() == {"root": 0, "A": 4, "B": 4,
                                None: sum(1 for pg in m.pages_in_use() if pg._mapcount < 0)}
-    assert A.ksm_registered and B.ksm_registered       # mms stay registered (real-ksm.md 3j)
+    assert A.ksm_registered and B.ksm_registered       # mms stay registered (as measured on Linux 6.18)
     assert m.sysfs["run"] == 2
     with pytest.raises(KsmlabError):
         m.ksmd.scan(pages=1)
@@ -637,7 +637,7 @@ def test_exit_of_the_owner(mode):
     B.exit()
     m.validate()
     # B's exit unmaps its ptes; the KSM pages are still mapped by A: no uncharge (the charge stays
-    # with the owner's cgroup while anyone maps the page: NOTES (b), real-ksm.md section 4)
+    # with the owner's cgroup while anyone maps the page: rmap.c.after:752; measured on Linux 6.18 too)
     usage = m.memcg_usage()
     assert usage == ({"root": 0, "A": 0, "B": 4, None: 0} if mode == "upgrade"
                      else {"root": 0, "A": 0, "B": 0, None: 4})

@@ -208,7 +208,7 @@ def test_modes_agree_on_the_counters(ops):
         assert ran_old == ran_new, op
         assert old.m.ksm_stats() == new.m.ksm_stats(), (op, old.m.ksm_stats(), new.m.ksm_stats())
         # ... and with whole passes over drained pagevecs, nothing in upgrade mode is ever charged to
-        # no cgroup: the KSM page is an ordinary, charged anon page (NOTES (b))
+        # no cgroup: the KSM page is an ordinary, charged anon page (ksm.c.after:938-965)
         assert new.m.memcg_usage()[None] == 0, (op, new.m.memcg_usage())
         # the same processes map the same addresses
         for name, p in old.m.processes.items():

@@ -150,14 +150,14 @@ def watched_history(mode, pfn):
 
 
 def test_refcounts_of_the_kpage_step_by_step_before_the_commit():
-    """NOTES.md (a), "Before": K = alloc (1), +1 per pte, -1 at put_page(kpage) (ksm.c.before:1247).
+    """Before the commit: K = alloc (1), +1 per pte, -1 at put_page(kpage) (ksm.c.before:1247).
     The model also shows the reference ksmd's pagevec holds from lru_cache_add_lru (ksm.c.before:963)
     until the next drain, which the table in the notes leaves out."""
     assert watched_history("allocate", 3) == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (3, 2)]
 
 
 def test_refcounts_of_the_upgraded_page_step_by_step_after_the_commit():
-    """NOTES.md (a), "After": pte + ksmd, then 2 ptes + ksmd (get_page in replace_page), no
+    """After the commit: pte + ksmd, then 2 ptes + ksmd (get_page in replace_page), no
     put_page(kpage), then 2 when ksm_do_scan drops its reference (ksm.c.after:1390)."""
     assert watched_history("upgrade", 2) == [(1, 1), (2, 1), (3, 2), (2, 2)]
 

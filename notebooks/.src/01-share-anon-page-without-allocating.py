@@ -109,8 +109,9 @@ md("""
 
 `m.watch(pfn, ...)` makes every trace event record the reference count (`_count`) and the number of
 ptes of those pages. Here is pass 2 of the one-page scenario again, with pfn 1 (a's page, the tree
-page), pfn 2 (b's page, the page being scanned) and pfn 3 (the old code's new kpage). These are the
-tables of NOTES.md (a), computed:
+page), pfn 2 (b's page, the page being scanned) and pfn 3 (the old code's new kpage). The old kpage
+also carries the reference of ksmd's per-CPU pagevec (`lru_cache_add_lru`, `ksm.c.before:963`) until
+the pagevec is drained.
 """)
 code("""
 from ksmlab.views.tables import refcount_frame
@@ -201,8 +202,8 @@ md("""
 ## After the merge: who pays when someone writes?
 
 A write to a KSM page always copies it (`do_wp_page` never reuses a PageKsm page,
-`memory.c.5ad64688-excerpts.c:49`), and the copy is charged to the writer. This is NOTES.md (b)'s
-table, computed:
+`memory.c.5ad64688-excerpts.c:49`), and the copy is charged to the writer
+(`memory.c.5ad64688-excerpts.c:173`). Step by step, in both modes:
 """)
 code("""
 import pandas as pd
