@@ -47,13 +47,13 @@ def test_the_engines_own_answer_is_right(name, truths):
 def test_every_single_wrong_field_is_caught_and_named(name, truths):
     for path, value in leaves(truths[name]):
         answer = copy.deepcopy(truths[name])
-        wrong = value + 1 if isinstance(value, int) else next(k for k in check.OOPS_KINDS if k != value)
+        wrong = value + 1 if isinstance(value, int) else next(k for k in check.E5_CHOICES if k != value)
         set_leaf(answer, path, wrong)
         verdict = check.EXERCISES[name][1](answer)
         assert not verdict and verdict.answered
         message = repr(verdict)
         assert message.startswith(f"{name}: not yet:") and repr(path[-1]) in message and "Hint:" in message
-        assert "ksm.c" in message or "NOTES" in message or "notebook 01" in message or "pte" in message
+        assert "ksm.c" in message or "rmap.c" in message or "memory.c" in message or "notebook 01" in message
 
 
 @pytest.mark.parametrize("name", list(check.EXERCISES))
@@ -88,18 +88,21 @@ def test_the_checks_depend_on_the_mode_not_on_stored_values(truths):
 
 
 def test_the_truths_follow_notes_b():
-    """NOTES (b): the later-scanned page is upgraded, so its cgroup pays; before the commit nobody does."""
+    """The later-scanned page is upgraded, so its cgroup pays; before the commit nobody does."""
     usage = check.truth("e2")
     assert usage["A"] == 16 and usage["B"] == 0 and usage[None] == 0
     assert check.truth("e3")[None] == 16
 
 
 @pytest.mark.parametrize("answer,complaint", [
-    ([0, 16, 0, 0], "must be a dict"),
-    ({"A": 16}, "missing 'root', 'B', None"),
-    ({"root": 0, "A": 16, "B": 0, None: 0, "C": 1}, "unknown 'C'"),
-    ({"root": 0, "A": "16", "B": 0, None: 0}, "'A' must be an int, not '16'"),
-    ({"root": 0, "A": True, "B": 0, None: 0}, "'A' must be an int, not True"),
+    ([0, 16, 0, 0], "the answer must be a dict with the keys 'root', 'A', 'B', None (no cgroup)"),
+    ({"A": 16}, "missing 'root', 'B', None (no cgroup)"),
+    ({"root": 0, "A": 16, "B": 0, None: 0, "C": 1}, "unknown key 'C'"),
+    ({"root": 0, "A": 16, "B": 0, "None": 0}, "'None': for the pages charged to no cgroup use the Python value None"),
+    ({"root": 0, "A": 16, "B": 0, "no cgroup": 0}, "use the Python value None, without quotes"),
+    ({"rot": 0, "A": 16, "B": 0, None: 0}, "unknown key 'rot' (did you mean 'root'?)"),
+    ({"root": 0, "A": "16", "B": 0, None: 0}, "'A' must be a whole number, not '16'"),
+    ({"root": 0, "A": True, "B": 0, None: 0}, "'A' must be a whole number, not True"),
 ])
 def test_malformed_answers_say_what_to_fix(answer, complaint):
     with pytest.raises(KsmlabError) as e:
@@ -107,11 +110,30 @@ def test_malformed_answers_say_what_to_fix(answer, complaint):
     assert complaint in str(e.value)
 
 
+def test_a_list_where_a_dict_belongs_is_named(truths):
+    answer = copy.deepcopy(truths["e1"])
+    answer["after 1 full scan"] = [0, 0, 0, 8]
+    with pytest.raises(KsmlabError, match="'after 1 full scan' must be a dict with the keys 'pages_shared'"):
+        check.e1(answer)
+    answer = copy.deepcopy(truths["e1"])
+    answer["after 1 full scans"] = answer.pop("after 1 full scan")
+    with pytest.raises(KsmlabError, match=r"did you mean 'after 1 full scan'\?"):
+        check.e1(answer)
+
+
+def test_numbers_from_pandas_or_numpy_count_as_whole_numbers(truths):
+    np = pytest.importorskip("numpy")
+    answer = {k: np.int64(v) for k, v in truths["e3"].items()}
+    assert check.e3(answer)
+
+
 def test_e5_names_the_choices(truths):
     answer = {k: "segfault" for k in truths["e5"]}
     with pytest.raises(KsmlabError) as e:
         check.e5(answer)
-    assert "must be one of 'BUG_ON'" in str(e.value)
+    assert "must be one of 'BUG_ON'" in str(e.value) and "'no oops', spelled exactly so" in str(e.value)
+    assert set(truths["e5"].values()) <= set(check.E5_CHOICES)
+    assert "no oops" in truths["e5"].values() and len(set(truths["e5"].values())) == 4
 
 
 def test_unknown_exercise():
@@ -126,7 +148,7 @@ def test_a_check_leaves_no_state_behind(truths):
 
 
 def test_scenario_e4_counts_are_the_kernels_reference_rules():
-    """NOTES (a): after the commit the KSM page ends with one reference per pte; before it, the
+    """After the commit the KSM page ends with one reference per pte; before it, the
     pagevec's reference (lru_cache_add_lru, ksm.c.before:963) is still there until a drain."""
     for mode, extra in (("upgrade", 0), ("allocate", 1)):
         counts = check.scenario_e4(mode)

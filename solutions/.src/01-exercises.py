@@ -22,12 +22,19 @@ Six questions on notebook 01 (`notebooks/01-share-anon-page-without-allocating.i
 cell, replace every `...` with your prediction and run the cell: `check` runs the scenario on ksmlab
 right then and says whether you are right. When you are not, it names the fields that differ and
 gives a hint that cites the kernel source, never the answer. After answering, run the scenario
-yourself: the code of every scenario is in `ksmlab/check.py` (`scenario_e1` ...).
+yourself: the scenarios are functions in `ksmlab/check.py` (`scenario_e1`, `scenario_two_cgroups`
+for e2 and e3, `scenario_e4`, `scenario_broken` for e5, `scenario_e6`).
+
+**The sources.** A citation such as `ksm.c.after:1196-1200` means lines 1196 to 1200 of `mm/ksm.c` at
+the commit; `ksm.c.before` is the file just before it. Both ship with the kit (`ksmlab/data/sources/`),
+and `show()` prints the lines of a citation, as in the next cell.
 
 `solutions/01-exercises.ipynb` holds the answers and why they are right.
 """)
 code("""
 from ksmlab import Machine, PAGE_SIZE, check
+from ksmlab.sources import show
+show("ksm.c.after:1196-1200")
 """)
 
 md("""
@@ -39,7 +46,9 @@ page, zeros after it) and calls `madvise(MADV_MERGEABLE)` on all 8. The machine 
 after two?
 
 Read first: `cmp_and_merge_page()` (`ksm.c.after:1161-1236`), in particular the checksum test at
-`ksm.c.after:1196-1200`, and what each counter counts (`ksm.c.after:169-193`).
+`ksm.c.after:1196-1200`, and what the four page counters `pages_shared`, `pages_sharing`,
+`pages_unshared` and `pages_volatile` count (`ksm.c.after:169-179`, and `pages_volatile_show` at
+`ksm.c.after:1807-1820`).
 """)
 code("""
 answer = {
@@ -89,7 +98,10 @@ answer = {
 check.e2(answer)
 """)
 why("""
-`__ksm_enter` puts each new mm_slot just behind the scan cursor, so ksmd scans `b` before `a`. In pass
+`__ksm_enter` links each new mm_slot just behind the scan cursor (`list_add_tail`, `ksm.c.after:1482`).
+Before ksmd's first pass the cursor is the list head itself (`ksm.c.after:161-163`), so "just behind
+the cursor" is the tail of the list: mms are scanned in the order they called `madvise`, `b` before
+`a`. In pass
 2 `b`'s pages go into the unstable tree; then each of `a`'s pages finds its twin there, and the page
 being scanned, `a`'s, is upgraded in place (`try_to_merge_with_ksm_page(rmap_item, page, NULL)`,
 `ksm.c.after:953`). It keeps the charge it got when `a` faulted it in: `A` pays for all 16 KSM pages.
@@ -124,8 +136,15 @@ md("""
 
 One process, two identical pages, `madvise(MADV_MERGEABLE)`, two passes: the second page scanned in
 pass 2 merges with the first. Give the KSM page's `page_count()` (its `_count`) at two moments of that
-visit: at the end of `cmp_and_merge_page()`, and after `ksm_do_scan()`'s `put_page(page)`
-(`ksm.c.after:1390`), in each mode.
+visit, in each mode:
+
+- when `cmp_and_merge_page()` returns to `ksm_do_scan()`, after its last statement (in the old code
+  that includes `put_page(kpage)`, `ksm.c.before:1247`);
+- after `ksm_do_scan()`'s `put_page(page)` (`ksm.c.before:1415`, `ksm.c.after:1390`).
+
+Count every reference, including the one ksmd's per-CPU pagevec holds for a page it has just added
+to the LRU (`lru_cache_add_lru`, `ksm.c.before:963`): ksmlab drains pagevecs only as each pass
+begins.
 
 Notebook 01's refcount tables (`m.watch`, `refcount_frame`) show how to look afterwards.
 """)
@@ -146,7 +165,8 @@ why("""
 *allocate*: `alloc_page` gives 1, `lru_cache_add_lru` parks kpage in ksmd's per-CPU pagevec, which
 holds a reference until the pagevec drains (2), each `replace_page` adds one for its pte (4), and
 `put_page(kpage)` (`ksm.c.before:1247`) drops the allocation's reference: 3. `ksm_do_scan` then drops
-its reference on the page it visited, which is not kpage: still 3 (2 ptes + the pagevec).
+its reference on the page it visited, which is not kpage: still 3 (2 ptes + the pagevec; a table of
+these counts that leaves the pagevec out says 2).
 *upgrade*: kpage is the visited page: its own pte and ksmd's `follow_page` reference (2), plus the
 tree page's pte (3). There is no allocation reference to drop, so the commit removed
 `put_page(kpage)`, and `ksm_do_scan`'s `put_page(page)` leaves the 2 ptes.
@@ -155,24 +175,34 @@ tree page's pte (3). There is no allocation reference to drop, so the commit rem
 md("""
 ## e5 · Leave one hunk out
 
-ksmlab can run the commit with one of its changes left out (`Machine(hunks={...})`). In each of these
-combinations, two identical pages (mlocked in the second and third) are merged. Which of
-`check.OOPS_KINDS` would the kernel hit?
+ksmlab can run the commit with one of its changes left out, or one old line kept
+(`Machine(hunks={...})`). In each of these combinations, two identical pages (mlocked where it says
+so) are merged. What does ksmlab stop with: one of `check.E5_CHOICES`? Notebook 01 ran the first
+three; the last two are new.
 
 - `Machine(mode="upgrade", hunks={"drop_put_page": False})`: the upgrade, keeping the old `put_page(kpage)`
-- `Machine(mode="upgrade", hunks={"vm_locked_kpage_guard": False})`: the upgrade, without `kpage &&`
-  in the `VM_LOCKED` test of `try_to_merge_one_page`
-- `Machine(mode="allocate", hunks={"drop_lru_add_drain": True})`: the old allocation, without its
-  `lru_add_drain()`
+- `Machine(mode="upgrade", hunks={"vm_locked_kpage_guard": False})`, mlocked: the upgrade, without
+  `kpage &&` in the `VM_LOCKED` test of `try_to_merge_one_page`
+- `Machine(mode="allocate", hunks={"drop_lru_add_drain": True})`, mlocked: the old allocation, without
+  its `lru_add_drain()`
+- `Machine(mode="upgrade", hunks={"drop_lru_add_drain": False})`, mlocked: the upgrade, keeping the
+  old `lru_add_drain()`
+- `Machine(mode="allocate", hunks={"drop_put_page": True})`: the old allocation, without its
+  `put_page(kpage)`
+
+`"mlock"` is ksmlab's own name: the kernel does not crash there, but it leaves an mlocked page off
+the unevictable list, and ksmlab stops to show it.
 """)
 code("""
-check.OOPS_KINDS
+check.E5_CHOICES
 """)
 code("""
 answer = {
     "upgrade, keeping put_page(kpage)": "Bad page state",  # SOLUTION
     "upgrade, without 'kpage &&' in the VM_LOCKED test": "NULL pointer dereference",  # SOLUTION
     "allocate, without lru_add_drain()": "mlock",  # SOLUTION
+    "upgrade, keeping lru_add_drain()": "no oops",  # SOLUTION
+    "allocate, without put_page(kpage)": "no oops",  # SOLUTION
 }
 check.e5(answer)
 """)
@@ -182,8 +212,12 @@ Keeping `put_page(kpage)` drops a reference nobody took (e4): after `ksm_do_scan
 still mapped, and the page allocator's `free_pages_check` reports a bad page state (ksmlab stops at
 the underflow). Without `kpage &&`, the first merge (`kpage` = NULL) of an mlocked page calls
 `PageMlocked(NULL)`: a NULL pointer dereference. Without `lru_add_drain()`, the fresh kpage is still in
-the pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it, so it never reaches the
-unevictable list (ksmlab stops there with kind `"mlock"`).
+the pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it: it is not moved to the
+unevictable list, but goes onto the active anon list when the pagevec drains and stays there until
+reclaim finds it mlocked (ksmlab stops there with kind `"mlock"`). Keeping `lru_add_drain()` in the
+upgrade costs a drain and nothing else: no page was allocated. Dropping `put_page(kpage)` from the old
+code crashes nothing, but every KSM page keeps a reference nobody will drop: it can never be freed
+(`m.validate()` reports the leak).
 """)
 
 md("""
@@ -193,8 +227,9 @@ Notebook 01's two tenants: `a` (cgroup `A`) and `b` (cgroup `B`) with the same 4
 `madvise` first, `mode="upgrade"`, two full scans. Then `b` writes to its page 0, and then `a` exits.
 Give `m.memcg_usage()` after each of the three steps.
 
-Read first: NOTES (b) "After", in short: a page is charged when it is faulted in, and uncharged when its
-last pte goes.
+Read first: notebook 01, "After the merge: who pays when someone writes?". In short: a page is
+charged when it is faulted in (`memory.c.5ad64688-excerpts.c:467`, `:173` for a copy on write), and
+uncharged when its last pte goes (`page_remove_rmap`, `rmap.c.after:734-767`).
 """)
 code("""
 answer = {
