@@ -18,6 +18,8 @@ Sections:
                    table, median of 20 toggles.
   5. make-test     wall time of `make test`.
   6. profile       the scale workload's two scans under pyinstrument (or cProfile): top hot spots.
+  7. floor         the levels scan 2 walks, times the cost of one level of the barest Python tree walk:
+                   how much of the merging scan is the walking itself.
 Then a summary: target / measured / met?
 
 Every measurement of the engine runs in a fresh child process (this script with --child), so one
@@ -460,8 +462,77 @@ def child_plot(args: dict) -> dict:
     return {"path": args["path"], "matplotlib": matplotlib.__version__}
 
 
+def _average_depth(root) -> tuple[int, float]:
+    """(nodes, mean depth, the root at depth 1) of a red-black tree."""
+    total = count = 0
+    level, depth = ([root.rb_node] if root.rb_node is not None else []), 1
+    while level:
+        count += len(level)
+        total += depth * len(level)
+        level = [c for node in level for c in (node.rb_left, node.rb_right) if c is not None]
+        depth += 1
+    return count, (total / count if count else 0.0)
+
+
+def child_floor(args: dict) -> dict:
+    """What the literal tree walks alone must cost in CPython: the levels scan 2 walks (estimated
+    from the depth of the trees it leaves behind) times the cost of one level of the barest walk."""
+    import random
+
+    procs, pages = args["procs"], args["pages"]
+    m = build_machine("upgrade", procs, pages)
+    m.ksmd.run(full_scans=1)
+    gc.disable()
+    t = time.perf_counter()
+    m.ksmd.run(full_scans=1)
+    scan2 = time.perf_counter() - t
+    gc.enable()
+    k = m.kernel
+    stable_nodes, stable_depth = _average_depth(k.root_stable_tree)
+    unstable_nodes, unstable_depth = _average_depth(k.root_unstable_tree)
+    total = procs * pages
+    stable_searches = total                                # every item is looked up in the stable tree
+    unstable_searches = total - (procs - 2) * (pages // 2)  # all but the shared pages of procs 3.. (found stable)
+    levels = stable_searches * stable_depth + unstable_searches * unstable_depth
+
+    class Node:                                            # the barest node: two links and a key
+        __slots__ = ("rb_left", "rb_right", "content")
+
+    def build(keys):
+        if not keys:
+            return None
+        mid = len(keys) // 2
+        node = Node()
+        node.content = keys[mid]
+        node.rb_left, node.rb_right = build(keys[:mid]), build(keys[mid + 1:])
+        return node
+
+    keys = sorted(page_value(0, j).to_bytes(8, "little").rstrip(b"\0") for j in range(0, 2 * unstable_nodes, 2))
+    root = build(keys)
+    rng = random.Random(1)
+    queries = [keys[rng.randrange(len(keys))] for _ in range(total)]
+    walked = 0
+    gc.disable()
+    t = time.perf_counter()
+    for q in queries:
+        node = root
+        while node is not None:
+            walked += 1
+            other = node.content
+            if q is other:
+                break
+            node = node.rb_left if q < other else node.rb_right
+    bare = time.perf_counter() - t
+    gc.enable()
+    ns = bare / walked * 1e9
+    return {"scan2": scan2, "stable_nodes": stable_nodes, "stable_depth": stable_depth,
+            "unstable_nodes": unstable_nodes, "unstable_depth": unstable_depth,
+            "stable_searches": stable_searches, "unstable_searches": unstable_searches, "levels": levels,
+            "bare_levels": walked, "bare_s": bare, "ns_per_level": ns, "floor_s": levels * ns / 1e9}
+
+
 CHILDREN = {"scale": child_scale, "interactivity": child_interactivity, "profile": child_profile,
-            "lines": child_lines, "plot": child_plot}
+            "lines": child_lines, "plot": child_plot, "floor": child_floor}
 
 
 def run_child(name: str, args: dict, python: str | None = None, timeout: float = 3600) -> dict:
@@ -904,6 +975,27 @@ def section_profile(opts, results) -> None:
     results["profile_lines"] = lr
 
 
+def section_floor(opts, results) -> None:
+    heading("7. Floor: how much of the merging scan is the bare tree walking")
+    r = run_child("floor", {"procs": PROCS, "pages": opts.pages})
+    table(["tree after scan 2", "nodes", "mean depth", "searches in scan 2", "levels walked (about)"], [
+        ["stable", n(r["stable_nodes"]), f"{r['stable_depth']:.1f}", n(r["stable_searches"]),
+         n(round(r["stable_searches"] * r["stable_depth"]))],
+        ["unstable", n(r["unstable_nodes"]), f"{r['unstable_depth']:.1f}", n(r["unstable_searches"]),
+         n(round(r["unstable_searches"] * r["unstable_depth"]))],
+    ], title=f"Scan 2 of the scale workload (upgrade, {PROCS} x {n(opts.pages)} pages) took {r['scan2']:.2f} s.")
+    say(f"The barest Python walk (a slotted node, one comparison of interned contents per level, no page")
+    say(f"lookup) costs {r['ns_per_level']:.0f} ns per level here ({n(r['bare_levels'])} levels in {r['bare_s']:.2f} s).")
+    say(f"So the bare walking of scan 2's {r['levels'] / 1e6:.1f} M levels costs {r['floor_s']:.2f} s, "
+        f"{r['floor_s'] / r['scan2']:.0%} of its measured time. The rest is")
+    say("what ksm.c does at each level besides comparing (get_ksm_page's keyhole check on a stable node,")
+    say("get_mergeable_page's VMA and page-table lookup on an unstable one) and the work per page: the")
+    say("scan cursor, the checksum, the merges, the counters, each a few Python calls.")
+    say("Levels are estimated: the searches of scan 2 times the mean depth of the trees it leaves behind.")
+    say()
+    results["floor"] = r
+
+
 # ===================================================================================== summary
 
 def summary(opts, results) -> None:
@@ -987,7 +1079,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-make-test", action="store_true", help="do not time `make test` (section 5)")
     ap.add_argument("--no-profile", action="store_true", help="skip the profile (section 6)")
     ap.add_argument("--only", default="", help="comma-separated sections: scale,kernel,scaling,interactivity,"
-                                                "make-test,profile")
+                                                "make-test,profile,floor")
     ap.add_argument("--pages", type=int, default=None, help="pages per process (default 65,536; --quick 16,384)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per engine measurement in sections 1 and 3 (default 3; --quick 1)")
@@ -1012,7 +1104,7 @@ def main(argv=None) -> int:
     opts.repeat = opts.repeat or (1 if opts.quick else 3)
     opts.memory = not opts.quick
     sections = {s.strip() for s in opts.only.split(",") if s.strip()} or \
-        {"scale", "kernel", "scaling", "interactivity", "make-test", "profile"}
+        {"scale", "kernel", "scaling", "interactivity", "make-test", "profile", "floor"}
     if opts.no_profile:
         sections.discard("profile")
     os.makedirs(OUT, exist_ok=True)
@@ -1028,7 +1120,8 @@ def main(argv=None) -> int:
     results: dict = {"argv": sys.argv[1:], "when": datetime.datetime.now().isoformat(timespec="seconds"),
                      "commit": git, "engine_dirty": bool(dirty.strip()), "pages": opts.pages}
     steps = [("scale", section_scale), ("kernel", section_kernel), ("scaling", section_scaling),
-             ("interactivity", section_interactivity), ("make-test", section_make_test), ("profile", section_profile)]
+             ("interactivity", section_interactivity), ("make-test", section_make_test), ("profile", section_profile),
+             ("floor", section_floor)]
     failed = []
     try:
         for name, fn in steps:
