@@ -595,7 +595,7 @@ class KsmOps:
         with ``get_ksm_page`` and drops it after ``memcmp_pages``; ksmlab skips that net-zero pair
         and takes the reference only on a match.)
         """
-        stable_node = page_stable_node(page)
+        stable_node = page.mapping_obj if page.mapping_flags == 3 else None   # page_stable_node(), inlined
         if stable_node is not None:                        # ksm page forked
             page._count += 1
             return stable_node
@@ -767,7 +767,8 @@ class KsmOps:
         """
         mm = rmap_item.mm
         addr = rmap_item.address & PAGE_MASK
-        self.remove_rmap_item_from_tree(rmap_item)
+        if rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG):   # remove_rmap_item_from_tree()'s own first test,
+            self.remove_rmap_item_from_tree(rmap_item)          # inlined: most items are in no tree here
         if self.checksum_first and page_stable_node(page) is None:
             if not self._checksum_unchanged(page, rmap_item):
                 return
@@ -868,7 +869,7 @@ class KsmOps:
                         src=self._src(1303, 1278))
         while True:
             mm = slot.mm
-            if not self.ksm_test_exit(mm):
+            if mm.mm_users != 0:                            # !ksm_test_exit(mm), inlined
                 for vma in mm.mmap:
                     if vma.vm_end <= scan.address:
                         continue
@@ -922,9 +923,12 @@ class KsmOps:
         """``ksm_do_scan()`` (``ksm.c.after:1378-1392``): visit up to ``scan_npages`` rmap_items,
         stopping early at the end of a pass. Returns how many were visited (no kernel analogue)."""
         visited = 0
+        scan_get_next_rmap_item = self.scan_get_next_rmap_item    # bound once: ksmd's hottest loop
+        cmp_and_merge_page = self.cmp_and_merge_page
+        put_page = self.put_page
         while scan_npages > 0:
             scan_npages -= 1
-            rmap_item, page = self.scan_get_next_rmap_item()
+            rmap_item, page = scan_get_next_rmap_item()
             if rmap_item is None:
                 break
             visited += 1
@@ -932,8 +936,8 @@ class KsmOps:
                 self.ev("ksm_do_scan", f"visit: page {page.pfn}, rmap_item " + ("in the " + rmap_item.state() + " tree" if rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG) else "in no tree"), mm=rmap_item.mm,
                         addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=self._src(1403, 1378))
             if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
-                self.cmp_and_merge_page(page, rmap_item)
-            self.put_page(page, "ksm_do_scan")
+                cmp_and_merge_page(page, rmap_item)
+            put_page(page, "ksm_do_scan")
             if self.tracing:
                 self.ev("ksm_do_scan", "put_page(page): done with it, ksmd drops the reference follow_page took",
                         mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn,
