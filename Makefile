@@ -50,7 +50,7 @@ endif
 # The server's root is the repository, so exercises/ and solutions/ are a click
 # away; the browser opens on notebooks/.
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 # --- tests ----------------------------------------------------------------------
 # Jupyter, IPython and matplotlib keep config and state under .venv/home during
