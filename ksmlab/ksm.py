@@ -699,7 +699,7 @@ class KsmOps:
         content = page.content
         last_mm = None                                     # the mm and VMA checked last: nothing can
         last_start = last_end = 0                          # change them during one walk
-        pgtable = None
+        pte_pages = None
         while node is not None:
             tree_rmap_item = node                          # rb_entry(): the node is the rmap_item
             # get_mergeable_page(tree_rmap_item), inlined (this loop is ksmd's hottest path)
@@ -715,8 +715,13 @@ class KsmOps:
                     return None, None
                 if vma.vm_start > addr or not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
                     return None, None
-                last_mm, last_start, last_end, pgtable = mm, vma.vm_start, vma.vm_end, mm.pgtable
-            pte = pgtable.get(addr >> 12)
+                last_mm, last_start, last_end, pte_pages = mm, vma.vm_start, vma.vm_end, mm.pgtable.pte_pages
+            # pte_offset_map(), inlined: the pte page of addr's 2 MiB (addr >> PMD_SHIFT, 21), then
+            # its slot pte_index(addr) = (addr >> 12) & 511; see mm.PageTable
+            ptes = pte_pages.get(addr >> 21)
+            if ptes is None:
+                return None, None
+            pte = ptes[(addr >> 12) & 511]
             if pte is None:
                 return None, None
             tree_page = pte.page
@@ -879,11 +884,13 @@ class KsmOps:
                         scan.address = vma.vm_start
                     if vma.anon_vma is None:
                         scan.address = vma.vm_end
-                    pgtable = mm.pgtable
+                    pte_pages = mm.pgtable.pte_pages
                     end = vma.vm_end
                     while scan.address < end:
                         address = scan.address
-                        pte = pgtable.get(address >> PAGE_SHIFT)
+                        # pte_offset_map(), inlined: the pte page (addr >> PMD_SHIFT), then the pte
+                        ptes = pte_pages.get(address >> 21)
+                        pte = None if ptes is None else ptes[(address >> PAGE_SHIFT) & 511]
                         if pte is not None:
                             page = pte.page
                             if not page.zero and page.mapping_flags & 1:

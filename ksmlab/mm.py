@@ -12,6 +12,8 @@ Model notes (simplifications, each invisible to KSM's counters and to memcg acco
 - A process has one thread; ``mmap`` hands out addresses top-down from ``MMAP_BASE`` as Linux does,
   but leaves a one-page hole under each mapping so that every ``mmap`` stays its own VMA (Linux
   would merge adjacent anonymous VMAs with equal flags), and never reuses unmapped holes.
+- The page table (:class:`PageTable`) keeps only the last level, pte pages of 512 ptes; pgd, pud
+  and pmd are collapsed into one dict keyed by ``vpn >> 9``.
 - Only private anonymous read-write mappings exist. VMAs are split by madvise, mlock and munmap
   but never merged back.
 - ``mlock`` write-faults every page of the range first, as 2.6.32's ``__mlock_vma_pages_range``
@@ -30,8 +32,8 @@ __all__ = [
     "VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE", "VM_MAYSHARE", "VM_PFNMAP",
     "VM_LOCKED", "VM_IO", "VM_DONTEXPAND", "VM_RESERVED", "VM_HUGETLB", "VM_NONLINEAR",
     "VM_INSERTPAGE", "VM_MIXEDMAP", "VM_SAO", "VM_MERGEABLE", "VM_FAULT_OOM", "VM_FAULT_SIGBUS",
-    "VM_FAULT_WRITE", "MMF_VM_MERGEABLE", "MMAP_BASE", "Pte", "Vma", "MmStruct", "MmOps",
-    "vm_flag_names",
+    "VM_FAULT_WRITE", "MMF_VM_MERGEABLE", "MMAP_BASE", "PTRS_PER_PTE", "Pte", "PageTable", "Vma",
+    "MmStruct", "MmOps", "vm_flag_names",
 ]
 
 # vm_flags of include/linux/mm.h, 2.6.32 (values recalled; only their distinctness matters here).
@@ -66,6 +68,11 @@ MMF_VM_MERGEABLE = 1 << 16
 #: Where top-down mmap starts handing out addresses (a typical x86-64 mmap_base).
 MMAP_BASE = 0x7F0000000000
 
+#: Entries in a pte page (x86-64: 512 ptes of 8 bytes fill one 4 KiB page; one pte page maps 2 MiB).
+PTRS_PER_PTE = 512
+PTE_INDEX_BITS = 9                    # vpn >> PTE_INDEX_BITS indexes the pte pages, vpn & PTE_INDEX_MASK
+PTE_INDEX_MASK = PTRS_PER_PTE - 1     # the pte within one (pte_index())
+
 
 def vm_flag_names(flags: int) -> list[str]:
     return [name for bit, name in _VM_NAMES if flags & bit]
@@ -83,6 +90,110 @@ class Pte:
 
     def __repr__(self) -> str:
         return f"<pte pfn={self.page.pfn} {'rw' if self.write else 'ro'}>"
+
+
+class PageTable:
+    """An mm's page table: virtual page number -> :class:`Pte`, laid out like the kernel's last level.
+
+    x86-64 walks pgd -> pud -> pmd -> pte. Here the three upper levels are collapsed into one dict,
+    ``pte_pages``, keyed by ``vpn >> 9`` (what a pmd entry covers: 2 MiB); each value is a pte
+    page, a list of ``PTRS_PER_PTE`` (512) slots holding a :class:`Pte` or ``None`` (pte_none).
+    A pte page is allocated at the first fault in its 2 MiB (``__pte_alloc()``) and freed when
+    ``free_pte_range()`` finds it empty; the kernel's ``free_pgtables()`` frees it only when no
+    VMA is left over its 2 MiB, ksmlab whenever it is empty (no counter or event can tell).
+
+    The dict-like methods (``get``, ``[]``, ``in``, ``pop``, ``items``...) take a vpn and iterate
+    in address order, as a page-table walk does. The two hottest loops (``ksm.py``) do the
+    two-level lookup inline: ``pte_pages.get(vpn >> 9)``, then ``[vpn & 511]``. A slot costs 8
+    bytes where a flat dict's entry cost about 40, and the walk's first level stays in the cache.
+    """
+
+    __slots__ = ("pte_pages",)
+
+    def __init__(self):
+        self.pte_pages: dict[int, list] = {}
+
+    def get(self, vpn: int, default=None):
+        ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
+        if ptes is None:
+            return default
+        pte = ptes[vpn & PTE_INDEX_MASK]
+        return default if pte is None else pte
+
+    def __getitem__(self, vpn: int):
+        ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
+        pte = None if ptes is None else ptes[vpn & PTE_INDEX_MASK]
+        if pte is None:
+            raise KeyError(vpn)
+        return pte
+
+    def __setitem__(self, vpn: int, pte) -> None:
+        ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
+        if ptes is None:                                  # __pte_alloc(): a new, empty pte page
+            ptes = self.pte_pages[vpn >> PTE_INDEX_BITS] = [None] * PTRS_PER_PTE
+        ptes[vpn & PTE_INDEX_MASK] = pte
+
+    def __contains__(self, vpn: int) -> bool:
+        ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
+        return ptes is not None and ptes[vpn & PTE_INDEX_MASK] is not None
+
+    def pop(self, vpn: int, default=None):
+        """Clear the slot of ``vpn`` and return what it held (``ptep_get_and_clear()``). The pte
+        page stays, even if empty: :meth:`free_pte_range` frees it."""
+        ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
+        if ptes is None:
+            return default
+        i = vpn & PTE_INDEX_MASK
+        pte = ptes[i]
+        if pte is None:
+            return default
+        ptes[i] = None
+        return pte
+
+    def setdefault(self, vpn: int, default):
+        value = self.get(vpn)
+        if value is None:
+            self[vpn] = value = default
+        return value
+
+    def free_pte_range(self, start_vpn: int, end_vpn: int) -> None:
+        """Free the pte pages of ``[start_vpn, end_vpn)`` left with no pte (``free_pte_range()``)."""
+        pte_pages = self.pte_pages
+        for index in range(start_vpn >> PTE_INDEX_BITS, ((end_vpn - 1) >> PTE_INDEX_BITS) + 1):
+            ptes = pte_pages.get(index)
+            if ptes is not None and ptes.count(None) == PTRS_PER_PTE:
+                del pte_pages[index]
+
+    def items(self):
+        """(vpn, pte) in address order."""
+        for index in sorted(self.pte_pages):
+            base = index << PTE_INDEX_BITS
+            for i, pte in enumerate(self.pte_pages[index]):
+                if pte is not None:
+                    yield base + i, pte
+
+    def keys(self):
+        for vpn, _ in self.items():
+            yield vpn
+
+    __iter__ = keys
+
+    def values(self):
+        for index in sorted(self.pte_pages):
+            for pte in self.pte_pages[index]:
+                if pte is not None:
+                    yield pte
+
+    def __len__(self) -> int:
+        return sum(PTRS_PER_PTE - ptes.count(None) for ptes in self.pte_pages.values())
+
+    def copy(self) -> "PageTable":
+        new = PageTable()
+        new.pte_pages = {index: ptes[:] for index, ptes in self.pte_pages.items()}
+        return new
+
+    def __repr__(self) -> str:
+        return f"<PageTable: {len(self)} entries in {len(self.pte_pages)} pte pages>"
 
 
 class Vma:
@@ -103,7 +214,8 @@ class Vma:
 
 
 class MmStruct:
-    """``struct mm_struct``: VMAs (address order), the page table (vpn -> :class:`Pte`), users."""
+    """``struct mm_struct``: VMAs (address order), the page table (:class:`PageTable`, vpn ->
+    :class:`Pte`), users."""
 
     __slots__ = ("name", "pid", "mmap", "pgtable", "mm_users", "mm_count", "flags", "memcg",
                  "free_area_cache", "process")
@@ -112,7 +224,7 @@ class MmStruct:
         self.name = name
         self.pid = pid
         self.mmap: list[Vma] = []
-        self.pgtable: dict[int, Pte] = {}
+        self.pgtable = PageTable()
         self.mm_users = 1
         self.mm_count = 1
         self.flags = 0
@@ -344,6 +456,7 @@ class MmOps:
                 continue
             self.page_remove_rmap(pte.page)
             gathered.append(pte.page)
+        pgtable.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
         if gathered:
             self.lru_add_drain(0)
             for page in gathered:
