@@ -27,7 +27,8 @@ from .hunks import resolve_switches, unsafe_reasons
 from .kernel import Kernel
 from .ksm import KSM_RUN_MERGE, KSM_RUN_UNMERGE
 from .memcg import ROOT_CGROUP, MemCgroup
-from .mm import MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, Vma
+from .mm import (MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
+                 Vma)
 from .page import PAGE_SHIFT, PAGE_SIZE
 
 #: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
@@ -268,7 +269,7 @@ class Process:
         self.pid = pid
         self.mm = mm
         self.alive = True
-        self.written: dict[int, bytes] = {}              # vpn -> what this process last wrote there
+        self.written = PageTable()     # vpn -> what this process last wrote there (bytes), laid out as ptes
 
     @property
     def cgroup(self) -> str:
@@ -463,7 +464,7 @@ class Process:
         try:
             machine._run_kernel(machine.kernel.dup_mmap, child.mm, self.mm)
         finally:
-            child.written = dict(self.written)
+            child.written = self.written.copy()
         return child
 
     def munmap(self, addr: int, length: int) -> None:
@@ -475,6 +476,7 @@ class Process:
         self.machine._run_kernel(self.machine.kernel.do_munmap, self.mm, start, end)
         for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
             self.written.pop(vpn, None)
+        self.written.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
 
     def mlock(self, addr: int, length: int) -> None:
         """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked."""
@@ -510,7 +512,7 @@ class Process:
         self._check()
         self.machine._run_kernel(self.machine.kernel.mmput, self.mm)
         self.alive = False
-        self.written = {}
+        self.written = PageTable()
 
     # ------------------------------------------------------------ inspection
 

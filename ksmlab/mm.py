@@ -106,6 +106,9 @@ class PageTable:
     in address order, as a page-table walk does. The two hottest loops (``ksm.py``) do the
     two-level lookup inline: ``pte_pages.get(vpn >> 9)``, then ``[vpn & 511]``. A slot costs 8
     bytes where a flat dict's entry cost about 40, and the walk's first level stays in the cache.
+
+    ``Process.written`` (vpn -> the bytes last written there, no kernel analogue) uses the same
+    class for the same saving.
     """
 
     __slots__ = ("pte_pages",)
