@@ -105,7 +105,8 @@ class PageTable:
     The dict-like methods (``get``, ``[]``, ``in``, ``pop``, ``items``...) take a vpn and iterate
     in address order, as a page-table walk does. The two hottest loops (``ksm.py``) do the
     two-level lookup inline: ``pte_pages.get(vpn >> 9)``, then ``[vpn & 511]``. A slot costs 8
-    bytes where a flat dict's entry cost about 40, and the walk's first level stays in the cache.
+    bytes where a flat dict's entry cost about 40 (and a vpn key of its own), and the first level
+    is small: one entry per 2 MiB.
 
     ``Process.written`` (vpn -> the bytes last written there, no kernel analogue) uses the same
     class for the same saving.
@@ -191,6 +192,7 @@ class PageTable:
         return sum(PTRS_PER_PTE - ptes.count(None) for ptes in self.pte_pages.values())
 
     def copy(self) -> "PageTable":
+        """New pte pages holding the same values (for ``Process.written``; ``dup_mmap`` makes new ptes)."""
         new = PageTable()
         new.pte_pages = {index: ptes[:] for index, ptes in self.pte_pages.items()}
         return new
