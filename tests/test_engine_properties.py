@@ -6,8 +6,10 @@ as it is (the i-th live process, the j-th mapped page...) and skips the few that
 so no operation can legitimately run out of memory.
 
 Budget (default profile): ``test_safe_combination`` runs 8 safe hunk combinations x 150 examples
-x 10-40 operations (1,200 machines, about 30,000 steps); ``test_modes_agree_on_the_counters`` runs
-300 examples x 10-50 operations on two machines in lockstep (about 18,000 steps). Every step is
+x 10-40 operations (1,200 machines, about 30,000 steps); ``test_todays_kernel_options`` 2 modes x
+150 examples with a random mix of ksmlab.modern's options (about 7,500 steps);
+``test_modes_agree_on_the_counters`` runs 300 examples x 10-50 operations on two machines in
+lockstep (about 18,000 steps). Every step is
 followed by validate() and the checks of ``World.check``. About 15-20 s in all.
 """
 
@@ -170,6 +172,24 @@ def test_safe_combination(switches, ops, drain):
     mode = "upgrade" if switches["upgrade_in_place"] else "allocate"
     world = World(mode, hunks=switches, drain_before_pass=drain)
     assert world.m.unsafe == []
+    for op in ops:
+        world.apply(op)
+
+
+modern_options = st.fixed_dictionaries({
+    "checksum_first": st.booleans(), "smart_scan": st.booleans(), "use_zero_pages": st.booleans(),
+    "max_page_sharing": st.sampled_from([None, 2, 3]),
+})
+
+
+@pytest.mark.parametrize("mode", ["allocate", "upgrade"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=ops_strategy, options=modern_options)
+def test_todays_kernel_options(mode, ops, options):
+    """The options of ksmlab.modern, in any mix, keep every invariant through random operations
+    (mlock's write faults give zero-filled pages for use_zero_pages; forks of KSM pages go over
+    max_page_sharing, as the kernel allows)."""
+    world = World(mode, **options)
     for op in ops:
         world.apply(op)
 

@@ -41,6 +41,24 @@ def test_max_page_sharing_follows_the_selftest_formula(n, limit):
     assert m.sysfs["stable_node_dups"] == (stats["pages_shared"] if stats["pages_shared"] > 1 else 0)
 
 
+def test_a_forked_ksm_page_joins_its_node_over_max_page_sharing():
+    """Two identical pages fill a node at max_page_sharing=2; a fork adds two more ptes on the
+    same KSM pages, and their rmap_items join the node without a new dup: the kernel lets a KSM
+    fork go over the limit (max_page_sharing_bypass, modern:2238-2242)."""
+    m = Machine(max_page_sharing=2, checksum="crc32")
+    p, addr = identical_pages(m, 2)
+    m.ksmd.run(full_scans=2)
+    assert (m.ksm_stats()["pages_shared"], m.ksm_stats()["pages_sharing"]) == (1, 1)
+    kpage = p.page_at(addr)
+    p.fork("child")
+    m.ksmd.run(full_scans=1)
+    m.validate()
+    assert (m.ksm_stats()["pages_shared"], m.ksm_stats()["pages_sharing"]) == (1, 3)
+    node = kpage.mapping_obj
+    assert len(node.hlist) == 4 > m.sysfs["max_page_sharing"]
+    assert m.sysfs["stable_node_dups"] == 0 and m.process("child").page_at(addr) is kpage
+
+
 def test_without_max_page_sharing_one_ksm_page_takes_everyone():
     m = Machine(checksum="crc32")
     identical_pages(m, 300)
