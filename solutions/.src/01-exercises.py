@@ -259,7 +259,9 @@ After the merge `b`'s 4 pages are the KSM pages and `B` pays for them. `b`'s wri
 (`do_wp_page` never reuses a KSM page), charged to `B`, while KSM page 0 stays charged to `B` because `a`
 still maps it: `B` 5. When `a` exits, KSM page 0 loses its last pte and is uncharged; the other three
 are still mapped by `b`: `B` 4. A shared page is charged to one cgroup only, for as long as anyone
-maps it: "the usual dissatisfaction", as the commit message says.
+maps it. Hugh Dickins' message for commit 80e14822 accepts exactly that: KSM pages "should be
+accounted (with the usual dissatisfaction, that a shared page is accounted to only one of the
+cgroups using it)".
 """)
 
 for i, cell in enumerate(C):
