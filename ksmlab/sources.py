@@ -12,7 +12,17 @@ points into one of these files (``ksmlab/data/sources/``):
                                   verbatim, with two banner comments that say so
 ``ksm.h.5ad64688``                include/linux/ksm.h at 5ad6468801d2
 ``ksm.c.6.12.117``                mm/ksm.c of Linux 6.12.117, cited as ``modern:LINE``
+``2.6.32.70 mm/FILE``             the rest of mm/ of that era, Linux 2.6.32.70: ``mlock.c``, ``vmscan.c``,
+``2.6.32.70 include/linux/FILE``  ``swap.c``, ``internal.h``, ``memcontrol.c``, ``oom_kill.c``, ``madvise.c``,
+                                  ``memory.c``, ``mmap.c``; and the headers ``rmap.h``, ``mm_inline.h``,
+                                  ``swap.h``, ``mm.h``, ``page-flags.h``, ``pagevec.h``, ``memcontrol.h``
 ================================  ==========================================================================
+
+The 2.6.32.70 files (in ``linux-2.6.32.70/``) are verbatim from a public copy of that stable release.
+They are *not* the commit's parent: 80e14822 was merged in the 2.6.33 merge window, and the 2.6.32
+stable series carries later backports, so a line there can differ from what the commit's parent
+had. They show what a function outside ksm.c and rmap.c did in this era; the citation says the
+version, with a space before the path: ``2.6.32.70 mm/vmscan.c:520`` (``putback_lru_page``).
 
 Lines 1-833 of ``ksm.c.before`` and ``ksm.c.after`` are identical; the diff is
 ``ksmlab/data/ksm-commit.diff``. In a notebook::
@@ -29,7 +39,7 @@ from pathlib import Path
 
 from .errors import KsmlabError
 
-__all__ = ["FILES", "ALIASES", "path", "lines", "show", "Listing"]
+__all__ = ["FILES", "ALIASES", "OLD_RELEASE", "OLD_RELEASE_FILES", "path", "lines", "show", "Listing"]
 
 SOURCES = Path(__file__).resolve().parent / "data" / "sources"
 
@@ -44,19 +54,42 @@ FILES = {
     "ksm.c.6.12.117": "mm/ksm.c of Linux 6.12.117",
 }
 
+#: The Linux 2.6.32.70 files: not the commit's parent (see the module docstring).
+OLD_RELEASE = "2.6.32.70"
+OLD_RELEASE_FILES = ("mm/internal.h", "mm/madvise.c", "mm/memcontrol.c", "mm/memory.c", "mm/mlock.c",
+                     "mm/mmap.c", "mm/oom_kill.c", "mm/swap.c", "mm/vmscan.c",
+                     "include/linux/memcontrol.h", "include/linux/mm.h", "include/linux/mm_inline.h",
+                     "include/linux/page-flags.h", "include/linux/pagevec.h", "include/linux/rmap.h",
+                     "include/linux/swap.h")
+for _file in OLD_RELEASE_FILES:
+    FILES[f"{OLD_RELEASE} {_file}"] = (f"{_file} of Linux {OLD_RELEASE} (a 2.6.32 stable release, not the "
+                                        "commit's parent: a line can differ from what 80e14822^ had)")
+del _file
+
 #: Short names used in citations.
 ALIASES = {"modern": "ksm.c.6.12.117", "memory.c": "memory.c.5ad64688-excerpts.c"}
 
-_CITATION = re.compile(r"^\s*(?P<file>[\w.\-]+):(?P<first>\d+)(?:-(?P<last>\d+))?\s*$")
+_CITATION = re.compile(r"^\s*(?P<file>(?:2\.6\.32\.70 +)?[\w.\-/]+):(?P<first>\d+)(?:-(?P<last>\d+))?\s*$")
 
 
 def path(name: str) -> Path:
-    """The shipped file ``name`` (a key of :data:`FILES` or an alias such as ``"modern"``)."""
-    name = ALIASES.get(name, name)
+    """The shipped file ``name`` (a key of :data:`FILES` such as ``"ksm.c.after"`` or
+    ``"2.6.32.70 mm/vmscan.c"``, or an alias such as ``"modern"``)."""
+    name = _canonical(name)
     if name not in FILES:
         raise KsmlabError(f"no shipped source {name!r}; the sources are {', '.join(FILES)} "
                           f"(and the aliases {', '.join(ALIASES)})")
+    if name.startswith(OLD_RELEASE + " "):
+        return SOURCES.joinpath(f"linux-{OLD_RELEASE}", *name.split(" ", 1)[1].split("/"))
     return SOURCES / name
+
+
+def _canonical(name: str) -> str:
+    """An alias resolved, and ``2.6.32.70   mm/x.c`` written with one space."""
+    name = ALIASES.get(name, name)
+    if name.startswith(OLD_RELEASE + " "):
+        name = f"{OLD_RELEASE} {name[len(OLD_RELEASE):].strip()}"
+    return name
 
 
 @lru_cache(maxsize=None)
@@ -87,13 +120,13 @@ class Listing:
 
 
 def lines(citation: str, context: int = 0) -> Listing:
-    """The lines a citation such as ``"ksm.c.after:1196-1200"`` or ``"modern:2252"`` points at, with
-    ``context`` more lines on each side."""
+    """The lines a citation such as ``"ksm.c.after:1196-1200"``, ``"modern:2252"`` or
+    ``"2.6.32.70 mm/vmscan.c:520"`` points at, with ``context`` more lines on each side."""
     match = _CITATION.match(citation) if isinstance(citation, str) else None
     if match is None:
         raise KsmlabError(f"{citation!r} is not a citation: write FILE:LINE or FILE:FIRST-LAST, "
-                          "e.g. 'ksm.c.after:1196-1200'")
-    name = ALIASES.get(match["file"], match["file"])
+                          "e.g. 'ksm.c.after:1196-1200' or '2.6.32.70 mm/vmscan.c:520'")
+    name = _canonical(match["file"])
     text = _text(name) if name in FILES else path(name)       # path() names the valid files
     first = int(match["first"])
     last = int(match["last"] or first)

@@ -28,3 +28,13 @@ def test_package_data_globs_cover_the_data():
     rel = DIFF.relative_to(ROOT / "ksmlab").as_posix()
     assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not matched by package-data {globs}"
     assert "data/**/*.json" in globs
+
+
+def test_package_data_globs_cover_every_shipped_source():
+    """The 2.6.32.70 files sit two folders below data/sources/: "data/sources/*" alone would leave them out of a wheel."""
+    from ksmlab.sources import FILES, path
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        globs = tomllib.load(f)["tool"]["setuptools"]["package-data"]["ksmlab"]
+    for name in FILES:
+        rel = path(name).relative_to(ROOT / "ksmlab").as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not matched by package-data {globs}"
