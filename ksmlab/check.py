@@ -112,10 +112,10 @@ def scenario_e4(mode: str) -> dict:
     # could become it: the two pages and the next one the allocator would hand out
     candidates = [p.page_at(addr).pfn, p.page_at(addr + PAGE_SIZE).pfn, len(m.kernel.frames.mem_map)]
     m.watch(*candidates)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.scan(pages=1)
     kpfn = p.page_at(addr).pfn
-    events = m.trace[mark:]
+    events = m.trace.since(mark)
     put = next(i for i, e in enumerate(events) if e.func == "ksm_do_scan" and e.what.startswith("put_page"))
     end = put - 1                                          # the last event of cmp_and_merge_page: before
     while events[end].func == "__free_page":               # the frees that ksm_do_scan's put_page did

@@ -16,7 +16,7 @@ from .modern import ModernOps
 from .page import ContentStore, FrameAllocator, PageOps, Pagevec
 from .rbtree import RBRoot
 from .rmap import RmapOps
-from .trace import Event
+from .trace import TRACE_LIMIT, Event, Trace
 
 __all__ = ["Kernel"]
 
@@ -26,7 +26,8 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
 
     def __init__(self, ram_pages: int, switches: dict[str, bool], *, checksum: str = "jhash2",
                  checksum_first: bool = False, smart_scan: bool = False, use_zero_pages: bool = False,
-                 max_page_sharing: int | None = None, drain_before_pass: bool = True, trace: bool = True):
+                 max_page_sharing: int | None = None, drain_before_pass: bool = True, trace: bool = True,
+                 trace_limit: int | None = TRACE_LIMIT):
         if not isinstance(checksum, str) or checksum not in CHECKSUMS:
             raise KsmlabError(f"unknown checksum {checksum!r}: use one of {', '.join(CHECKSUMS)}")
         # the commit's switches (ksmlab.hunks)
@@ -68,7 +69,7 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.ksm_run = 1                                # the kernel boots with 0: see Machine
         # trace
         self.tracing = trace
-        self.trace: list[Event] = []
+        self.trace = Trace(trace_limit)                  # the newest trace_limit events (ksmlab.trace)
         self.watched: tuple[int, ...] = ()              # pfns whose counts each event records
         self.current_step = None
 
@@ -80,5 +81,6 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
             mem_map = self.frames.mem_map
             counts = tuple((p, mem_map[p]._count, mem_map[p]._mapcount + 1) if p < len(mem_map) else (p, 0, 0)
                            for p in self.watched)
-        self.trace.append(Event(len(self.trace), func, mm.name if mm is not None else None, addr, pfn,
-                                what, hunk, src, counts))
+        trace = self.trace
+        trace.append(Event(trace.next_seq, func, mm.name if mm is not None else None, addr, pfn,
+                           what, hunk, src, counts))

@@ -30,6 +30,7 @@ from .memcg import ROOT_CGROUP, MemCgroup
 from .mm import (MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
                  Vma)
 from .page import PAGE_SHIFT, PAGE_SIZE
+from .trace import TRACE_LIMIT, Trace
 
 #: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
 MMAP_MIN_ADDR = 0x10000
@@ -80,6 +81,10 @@ class Machine:
         keeps freshly faulted pages parked, and they fail ``write_protect_page``'s count check.
     trace:
         Record events (default); switch off for speed.
+    trace_limit:
+        How many events ``m.trace`` keeps: the newest :data:`~ksmlab.trace.TRACE_LIMIT` (100,000) by
+        default, like the kernel's ring buffer; ``None`` keeps every event. Read a step's events by
+        sequence number: ``mark = m.trace.mark()``, then ``m.trace.since(mark)`` (see :mod:`ksmlab.trace`).
     check_contents:
         Keep what each process last wrote, so :meth:`validate` can prove KSM is invisible.
     """
@@ -87,7 +92,8 @@ class Machine:
     def __init__(self, mode: str = "upgrade", hunks: dict | None = None, *, ram_pages: int = DEFAULT_RAM_PAGES,
                  checksum: str = "jhash2", checksum_first: bool = False, smart_scan: bool = False,
                  use_zero_pages: bool = False, max_page_sharing: int | None = None,
-                 drain_before_pass: bool = True, trace: bool = True, check_contents: bool = True):
+                 drain_before_pass: bool = True, trace: bool = True, check_contents: bool = True,
+                 trace_limit: int | None = TRACE_LIMIT):
         if hunks is not None and not isinstance(hunks, Mapping):
             raise KsmlabError(f"hunks must be a dict of switch names to True/False, not {hunks!r}")
         switches = resolve_switches(mode, dict(hunks or {}))
@@ -102,13 +108,25 @@ class Machine:
         self.mode = mode
         self.kernel = Kernel(ram_pages, switches, checksum=checksum, checksum_first=checksum_first,
                              smart_scan=smart_scan, use_zero_pages=use_zero_pages,
-                             max_page_sharing=max_page_sharing, drain_before_pass=drain_before_pass, trace=trace)
+                             max_page_sharing=max_page_sharing, drain_before_pass=drain_before_pass, trace=trace,
+                             trace_limit=trace_limit)
         self.check_contents = check_contents
         self.processes: dict[str, Process] = {}
         self.ksmd = Ksmd(self)
         self.sysfs = Sysfs(self)
         self.oops: KernelOops | None = None
         self._next_pid = 100
+        self.kernel.contents.roots = self._contents_in_use   # what the content store may not free
+
+    def _contents_in_use(self):
+        """Every content a page or a live process's written-record holds (for ``ContentStore.sweep``)."""
+        for page in self.kernel.frames.mem_map:
+            yield page.content
+        for process in self.processes.values():
+            for slots in process.written.pte_pages.values():
+                for content in slots:
+                    if content is not None:
+                        yield content
 
     # ------------------------------------------------------------ properties
 
@@ -123,8 +141,9 @@ class Machine:
         return unsafe_reasons(self.kernel.switches)
 
     @property
-    def trace(self):
-        """The list of :class:`~ksmlab.trace.Event` s recorded so far."""
+    def trace(self) -> Trace:
+        """The :class:`~ksmlab.trace.Trace` of :class:`~ksmlab.trace.Event` s: the newest ``trace_limit``
+        kept, oldest first; ``m.trace.mark()`` / ``m.trace.since(mark)`` read a step's events by seq."""
         return self.kernel.trace
 
     @property
@@ -165,7 +184,12 @@ class Machine:
 
     def _check_new_process(self, name) -> None:
         _check_name(name, "process name")
-        if name in self.processes:
+        old = self.processes.get(name)
+        if old is not None:
+            if not old.alive:
+                raise KsmlabError(f"a process named {name!r} has already run on this machine and exited: names stay "
+                                  "taken for the machine's life (m.processes keeps exited processes, so the trace "
+                                  "and tables name one process each); choose another name")
             raise KsmlabError(f"a process named {name!r} already exists: names must be unique")
 
     def _new_process(self, name: str, memcg: MemCgroup) -> "Process":

@@ -1,17 +1,41 @@
-"""The trace: one frozen record per thing the modelled kernel did.
+"""The trace: one frozen record per thing the modelled kernel did, kept in a bounded ring.
 
 Every step appends :class:`Event` s; tests assert on them, notebooks show them as tables
 (:func:`ksmlab.views.tables.trace_frame`). ``hunk`` names the hunk of the commit the line belongs to
 (``"h1"`` .. ``"h9"``, see :mod:`ksmlab.hunks`), ``src`` the source line (``ksm.c.after:875``).
 With ``Machine.watch(pfn, ...)`` each event also records the reference and map counts of those
 pages right after it, which is how the refcount tables of a merge come out step by step.
+
+``m.trace`` is a :class:`Trace`: like the kernel's own trace buffer (``/sys/kernel/tracing``), a
+ring that keeps the newest :data:`TRACE_LIMIT` events and drops older ones
+(``Machine(trace_limit=None)`` keeps every event; ``m.trace.limit = N`` changes it later). Every
+event has a sequence number ``seq`` that counts from 0 for the machine's whole life and never
+changes when older events are dropped. Take a mark and read what came after it by sequence number,
+never by list position::
+
+    mark = m.trace.mark()          # the seq the next event will get
+    m.ksmd.run(full_scans=1)
+    events = m.trace.since(mark)   # every event of that run, oldest first
+
+``since`` raises :class:`~ksmlab.KsmlabError` if the ring has already dropped some of those events
+(a shortened answer would be a wrong one). ``len(m.trace)``, ``m.trace[i]``, ``m.trace[a:b]``
+and iteration work over the events still kept, oldest first, as on a list.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 
-__all__ = ["Event"]
+from .errors import KsmlabError
+
+__all__ = ["Event", "Trace", "TRACE_LIMIT"]
+
+#: How many events a machine's trace keeps by default: the newest 100,000 (at about 290 bytes an
+#: event, some 30 MB; two traced passes over 16,000 pages). ``Machine(trace_limit=None)`` keeps all.
+TRACE_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +60,107 @@ class Event:
             where.append(f"pfn {self.pfn}")
         hunk = f" [{self.hunk}]" if self.hunk else ""
         return f"{self.seq:5d} {self.func}({', '.join(where)}): {self.what}{hunk}"
+
+
+def _check_limit(limit) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise KsmlabError(f"trace_limit must be a positive int (events kept) or None (keep every event), "
+                          f"not {limit!r}")
+    return limit
+
+
+class Trace(Sequence):
+    """The events of one machine, the newest ``limit`` kept (``None``: all), addressed by ``seq``.
+
+    ``next_seq`` (also :meth:`mark`) is the sequence number the next event gets, i.e. how many
+    events were ever recorded; ``dropped`` how many of them the ring no longer holds.
+    """
+
+    __slots__ = ("_events", "next_seq")
+
+    def __init__(self, limit: int | None = TRACE_LIMIT):
+        self._events: deque = deque(maxlen=_check_limit(limit))
+        self.next_seq = 0
+
+    # ---------------------------------------------------------------- recording
+
+    def append(self, event) -> None:
+        """Record ``event``, whose ``seq`` must be :attr:`next_seq` (the kernel's ``ev`` does so)."""
+        self._events.append(event)
+        self.next_seq += 1
+
+    @property
+    def limit(self) -> int | None:
+        """How many events are kept (``None``: every one)."""
+        return self._events.maxlen
+
+    @limit.setter
+    def limit(self, limit: int | None) -> None:
+        limit = _check_limit(limit)
+        self._events = deque(self._events, maxlen=limit)   # keeps the newest ``limit``
+
+    @property
+    def dropped(self) -> int:
+        """How many events the ring has dropped (the oldest ones)."""
+        return self.next_seq - len(self._events)
+
+    @property
+    def first_seq(self) -> int:
+        """The seq of the oldest event still kept (== ``next_seq`` when none is kept)."""
+        return self.next_seq - len(self._events)
+
+    # ---------------------------------------------------------------- reading by sequence number
+
+    def mark(self) -> int:
+        """The seq the next event will get: pass it to :meth:`since` later."""
+        return self.next_seq
+
+    def since(self, seq: int) -> list:
+        """Every event with ``seq`` >= ``seq``, oldest first (``since(mark())`` after a step: that step's
+        events). Raises :class:`~ksmlab.KsmlabError` if the ring has dropped some of them."""
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise KsmlabError(f"since() takes a sequence number from m.trace.mark() (an int >= 0), not {seq!r}")
+        if seq > self.next_seq:
+            raise KsmlabError(f"since({seq}): no event has that sequence number yet (the next is {self.next_seq})")
+        if seq < self.first_seq:
+            raise KsmlabError(f"since({seq}): the trace keeps only the newest {self.limit} events and has dropped "
+                              f"{self.dropped} (events {self.first_seq} on are kept). Make the machine with "
+                              "Machine(trace_limit=None), or set m.trace.limit = None, to keep every event")
+        n = self.next_seq - seq
+        return list(islice(reversed(self._events), n))[::-1]
+
+    def clear(self) -> None:
+        """Drop every event kept (sequence numbers go on counting)."""
+        self._events.clear()
+
+    # ---------------------------------------------------------------- the list view (positions over the kept events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(self._events)[index]
+        return self._events[index]
+
+    def __iter__(self):
+        return iter(self._events)
+
+    def __reversed__(self):
+        return reversed(self._events)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Trace):
+            return list(self._events) == list(other._events)
+        if isinstance(other, (list, tuple)):
+            return list(self._events) == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        limit = "all" if self.limit is None else f"newest {self.limit}"
+        return (f"<Trace {len(self._events)} events kept ({limit}), seq {self.first_seq}..{self.next_seq - 1}, "
+                f"{self.dropped} dropped>")

@@ -78,7 +78,7 @@ def snapshot(m: Machine):
         "stats": m.ksm_stats(),
         "memcg": m.memcg_usage(),
         "procs": procs,
-        "trace": len(m.trace),
+        "trace": m.trace.mark(),
         "pages": pages,
         "rmap_items": k.ksm_rmap_items,
         "sysfs": dict(m.sysfs.items()),

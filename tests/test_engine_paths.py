@@ -186,7 +186,7 @@ def test_unstable_merge_needs_a_second_pass(mode):
 def test_stable_merge_third_identical_page_joins_the_ksm_page(mode):
     m, p, a, pfns = one_process(mode, [b"same", b"same", b"same"])
     scan(m)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     scan(m)
     # p0 -> unstable; p1 merges with p0 (shared 1 sharing 1); p2: stable_tree_search finds the new
     # KSM page first (ksm.c.after:1173) -> try_to_merge_with_ksm_page -> stable_tree_append (sharing 2)
@@ -198,7 +198,7 @@ def test_stable_merge_third_identical_page_joins_the_ksm_page(mode):
     if mode == "upgrade":
         assert kpfn == pfns[1]
     third = a + 2 * PAGE_SIZE
-    pass2 = m.trace[mark:]
+    pass2 = m.trace.since(mark)
     # the third page was not put in (or matched in) the unstable tree: it went the stable way
     assert not [e for e in pass2 if e.func == "unstable_tree_search_insert" and e.addr == third]
     assert [e for e in pass2 if e.func == "stable_tree_append" and e.addr == third]
@@ -354,14 +354,14 @@ def test_stale_stable_node_removed_at_next_scan(mode):
         assert m.memcg_usage() == {"root": 2, None: 1}
     assert m.kernel.root_stable_tree.rb_node is not None   # the node lingers
     assert stats(m, pages_shared=0, pages_sharing=0) == {"pages_shared": 1, "pages_sharing": 1}
-    mark = len(m.trace)
+    mark = m.trace.mark()
     scan(m)
     assert kpfn not in in_use_pfns(m)
     assert m.memcg_usage() == {"root": 2, None: 0}
     assert m.ksm_stats() == {"pages_shared": 0, "pages_sharing": 0, "pages_unshared": 0,
                              "pages_volatile": 2, "full_scans": 3}
     assert m.kernel.root_stable_tree.rb_node is None
-    assert [e.func for e in m.trace[mark:]].count("remove_node_from_stable_tree") == 1
+    assert [e.func for e in m.trace.since(mark)].count("remove_node_from_stable_tree") == 1
     scan(m)
     assert m.ksm_stats() == {"pages_shared": 0, "pages_sharing": 0, "pages_unshared": 2,
                              "pages_volatile": 0, "full_scans": 4}
@@ -466,11 +466,11 @@ def test_fork_of_ksm_pages(mode):
     assert ptes(F) == ptes(A)
     assert all(not w for _, w in ptes(F).values())
     assert m.memcg_usage() == usage                        # fork charges nothing
-    mark = len(m.trace)
+    mark = m.trace.mark()
     scan(m)
     assert m.ksm_stats() == {"pages_shared": 4, "pages_sharing": 8, "pages_unshared": 0,
                              "pages_volatile": 0, "full_scans": 3}
-    assert not [e for e in m.trace[mark:] if e.func in ("replace_page", "write_protect_page")]
+    assert not [e for e in m.trace.since(mark) if e.func in ("replace_page", "write_protect_page")]
     for i in range(4):
         page = F.page_at(a + i * PAGE_SIZE)
         assert PageKsm(page) and page._mapcount + 1 == 3 and page._count == 3
@@ -789,10 +789,10 @@ def test_trace_of_one_merge(mode):
     m, p, a, (pfn0, pfn1) = one_process(mode, [b"twin", b"twin"])
     scan(m)
     m.ksmd.scan(pages=1)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.scan(pages=1)
     m.validate()
-    events = m.trace[mark:]
+    events = m.trace.since(mark)
     kpfn = pfn_at(p, a)
     if mode == "upgrade":
         # ksm.c.after: try_to_merge_two_pages (h5) -> try_to_merge_one_page(page, NULL):

@@ -27,10 +27,10 @@ def before_the_merge(mode):
 
 def one_merge(mode):
     m = before_the_merge(mode)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.run(full_scans=1)
     m.validate()
-    return m, [(e.func, e.process, e.pfn, e.hunk) for e in m.trace[mark:]]
+    return m, [(e.func, e.process, e.pfn, e.hunk) for e in m.trace.since(mark)]
 
 
 def test_pass_one_only_records_checksums():
@@ -40,9 +40,9 @@ def test_pass_one_only_records_checksums():
     p.write(addr, b"x")
     p.write(addr + PAGE_SIZE, b"x")
     p.madvise(addr, 2 * PAGE_SIZE, "MADV_MERGEABLE")
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.run(full_scans=1)
-    funcs = [e.func for e in m.trace[mark:]]
+    funcs = [e.func for e in m.trace.since(mark)]
     # the two freshly faulted pages leave CPU 0's pagevec as the pass begins (drain_before_pass)
     assert funcs == ["lru_add_drain", "lru_add_drain", "scan_get_next_rmap_item",
                      "ksm_do_scan", "calc_checksum", "ksm_do_scan",      # visit, checksum, put_page(page)
@@ -139,10 +139,10 @@ def watched_history(mode, pfn):
     """The successive (_count, ptes) of one page through pass 2 of the one-merge scenario."""
     m = before_the_merge(mode)
     m.watch(pfn)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.run(full_scans=1)
     history = []
-    for e in m.trace[mark:]:
+    for e in m.trace.since(mark):
         (_, count, ptes), = e.counts
         if not history or history[-1] != (count, ptes):
             history.append((count, ptes))

@@ -70,7 +70,7 @@ code("""
 def pass_two(machine):
     \"\"\"The trace of the merging pass (pagevec drains left out).\"\"\"
     start = next(e.seq for e in machine.trace if e.func == "scan_get_next_rmap_item" and "pass 2" in e.what)
-    events = [e for e in machine.trace[start:] if e.func != "lru_add_drain"]
+    events = [e for e in machine.trace.since(start) if e.func != "lru_add_drain"]
     return trace_frame(events)[["function", "process", "pfn", "what", "hunk", "source"]]
 
 allocate = two_tenants(Machine(mode="allocate"), pages=1)
@@ -126,9 +126,9 @@ def refcounts(mode):
         p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
     m.ksmd.run(full_scans=1)
     m.watch(1, 2, 3)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.run(full_scans=1)
-    return refcount_frame(m.trace[mark:], {1: "tree_page (a)", 2: "page (b)", 3: "new kpage"})
+    return refcount_frame(m.trace.since(mark), {1: "tree_page (a)", 2: "page (b)", 3: "new kpage"})
 
 refcounts("allocate")
 """)
