@@ -3,6 +3,7 @@
 #   make lab     create .venv on first use, then open JupyterLab on notebooks/
 #   make test    pytest over tests/ plus nbval over notebooks/ and solutions/
 #   make bench   run benchmarks/run.py
+#   make properties   the long property runs (crc32 vs jhash2 lockstep, PROPERTY_EXAMPLES per mode)
 #   make notebooks    rewrite and re-execute notebooks/ and solutions/, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
@@ -19,10 +20,10 @@ EXTRAS := lab,test,browser
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises
+.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises properties
 
 help:
-	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,12s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml or
@@ -80,6 +81,14 @@ test: $(STAMP)
 	  rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	  exit $$rc; }
+
+# --- long property runs ----------------------------------------------------------
+# make test runs a few examples of each; this runs PROPERTY_EXAMPLES per mode and prints
+# hypothesis's statistics (how many examples passed).
+PROPERTY_EXAMPLES ?= 2000
+properties: $(STAMP)
+	KSMLAB_LOCKSTEP_EXAMPLES=$(PROPERTY_EXAMPLES) $(BIN)/python -m pytest tests/test_checksum_lockstep.py -q \
+	  -p no:cacheprovider --hypothesis-show-statistics
 
 # --- benchmarks -------------------------------------------------------------------
 bench: $(STAMP)

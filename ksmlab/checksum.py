@@ -5,10 +5,22 @@ today's KSM uses xxhash). :func:`jhash2` is that function over the page's 1024 n
 little-endian) 32-bit words; ``tests/test_checksum.py`` pins values that the same function compiled
 from C gives for four pages.
 
-It only decides whether a page "looks unchanged since the last pass", so any hash without
-collisions in a scenario gives the same merges and counters. ``Machine(checksum="crc32")`` uses
-zlib's CRC-32 of the stored contents instead: it runs in C, thousands of times faster than this
-pure Python jhash2, and the benchmarks use it.
+The checksum only decides whether a page "looks unchanged since the last pass"
+(``rmap_item->oldchecksum != checksum``, ``ksm.c.after:1196-1200``). ``oldchecksum`` is either a
+checksum this same function gave the page before, or 0: a new rmap_item is zeroed
+(``alloc_rmap_item()``, ``ksm.c.after:235-243``). So a stand-in takes every decision jhash2 takes
+when (a) it tells the contents in play apart and (b) it is 0 only where jhash2 is 0: a stand-in
+that gave 0 for some page where jhash2 does not would let that page pass the gate on its first
+visit and merge a pass early.
+
+``Machine(checksum="crc32")`` uses :func:`page_crc32`, zlib's CRC-32 (in C, thousands of times
+faster than this pure-Python jhash2) seeded with jhash2's value for the zero page, with a fallback
+to jhash2 itself wherever the CRC comes out 0. It therefore agrees with jhash2 on every decision
+except a genuine collision (two different contents in play with the same CRC-32, or the same
+jhash2), and a zero-filled page gets jhash2's own 0x31cbe0fa, so it waits a pass as in the kernel.
+``tests/test_checksum_lockstep.py`` runs the same random workloads (zero-filled and rewritten pages
+among them) with both and compares counters and frames after every step; ``make properties`` runs
+it long. Whether crc32 is still needed once jhash2 is compiled is the performance work's decision.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-__all__ = ["jhash2", "page_jhash2", "page_crc32", "CHECKSUMS"]
+__all__ = ["jhash2", "page_jhash2", "page_crc32", "CHECKSUMS", "JHASH2_ZERO_PAGE"]
 
 JHASH_GOLDEN_RATIO = 0x9E3779B9
 _M = 0xFFFFFFFF
@@ -64,11 +76,22 @@ def page_jhash2(content: bytes) -> int:
     return jhash2(_WORDS.unpack(content.ljust(4096, b"\0")), 1024, 17)
 
 
+#: jhash2 of the all-zero page (``page_jhash2(b"")``, pinned in tests/test_checksum.py); the seed of
+#: :func:`page_crc32`, so that a zero-filled page has the same checksum under both.
+JHASH2_ZERO_PAGE = 0x31CBE0FA
+
+
 def page_crc32(content: bytes) -> int:
-    """CRC-32 of the page's contents without their trailing zeros, which name the page exactly: a
-    fast stand-in for jhash2 (no kernel analogue), about thirty times faster than a CRC of all 4096
-    bytes."""
-    return zlib.crc32(content)
+    """A fast stand-in for :func:`page_jhash2` (no kernel analogue): CRC-32 of the page's contents
+    without their trailing zeros (which name the page exactly; about thirty times faster than a CRC
+    of all 4096 bytes), seeded with :data:`JHASH2_ZERO_PAGE`.
+
+    CRC-32 of an empty string is its seed, so the zero-filled page gets jhash2's value, not the 0 an
+    unseeded CRC gives (the 0 of a new rmap_item's ``oldchecksum``). Where the CRC is 0 anyway (one
+    content in 2**32), the value is jhash2's, so the result is 0 only where jhash2 is 0.
+    """
+    value = zlib.crc32(content, JHASH2_ZERO_PAGE)
+    return value if value else page_jhash2(content)
 
 
 CHECKSUMS = {"jhash2": page_jhash2, "crc32": page_crc32}

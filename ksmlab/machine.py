@@ -70,7 +70,9 @@ class Machine:
     ram_pages:
         Simulated RAM in pages (262,144 = 1 GiB); ``max_kernel_pages`` defaults to a quarter.
     checksum:
-        ``"jhash2"`` (as the kernel) or ``"crc32"`` (fast stand-in; same counters).
+        ``"jhash2"`` (as the kernel) or ``"crc32"`` (a fast stand-in: the same merges, counters and
+        frames as jhash2 except on a genuine hash collision; a zero-filled page is not 0 under
+        either, see :mod:`ksmlab.checksum`).
     checksum_first, smart_scan, use_zero_pages, max_page_sharing:
         Behave as today's kernels do (see :mod:`ksmlab.modern`): the checksum gate before the
         stable-tree search (Linux 6.11), skipping pages that never merge (6.7), merging zero-filled

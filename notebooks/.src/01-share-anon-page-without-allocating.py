@@ -280,8 +280,9 @@ md("""
   The race of h8 is explained here, not simulated.
 - Pagevecs are drained as each pass begins (`Machine(drain_before_pass=False)` turns that off), as
   today's ksmd does with `lru_add_drain_all()`.
-- `calc_checksum` is jhash2 as in 2.6.32 (`checksum="crc32"` is a faster stand-in that gives the same
-  merges); memory cgroups are flat, with limits in pages and no reclaim.
+- `calc_checksum` is jhash2 as in 2.6.32 (`checksum="crc32"` is a faster stand-in that takes the same
+  decisions except on a genuine hash collision: seeded, it is never 0 where jhash2 is not, so a
+  zero-filled page waits a pass before merging, as in the kernel); memory cgroups are flat, with limits in pages and no reclaim.
 
 ## Now predict it yourself
 
