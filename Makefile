@@ -26,11 +26,13 @@ help:
 	@sed -n '3,12s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
-# Created with $(PYTHON) on first use; (re)installed only when pyproject.toml or
-# constraints.txt is newer than the stamp.
+# Created with $(PYTHON) on first use; (re)installed only when pyproject.toml,
+# constraints.txt or the compiled helper's build (setup.py, ksmlab/_jhash.c) is newer
+# than the stamp. The editable install compiles ksmlab/_jhash.c when a C compiler and
+# Python's headers are present, and skips it (pure Python, same values) when not.
 venv $(VENV): $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py ksmlab/_jhash.c
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $@

@@ -5,6 +5,13 @@ today's KSM uses xxhash). :func:`jhash2` is that function over the page's 1024 n
 little-endian) 32-bit words; ``tests/test_checksum.py`` pins values that the same function compiled
 from C gives for four pages.
 
+The Python below is the readable source. When the kit was installed with a C compiler present,
+``ksmlab._jhash`` (``ksmlab/_jhash.c``, the same lookup2 compiled) computes the values instead,
+about 3 microseconds a page instead of about 0.6 milliseconds; ``IMPLEMENTATION`` says which one
+runs. ``KSMLAB_PURE=1`` in the environment (read once, at import) forces the Python. Both give the
+same values: ``tests/test_checksum.py`` pins each against the kernel's and runs whole workloads on
+both paths, each in its own process, comparing traces, counters and frames.
+
 The checksum only decides whether a page "looks unchanged since the last pass"
 (``rmap_item->oldchecksum != checksum``, ``ksm.c.after:1196-1200``). ``oldchecksum`` is either a
 checksum this same function gave the page before, or 0: a new rmap_item is zeroed
@@ -25,10 +32,12 @@ it long. Whether crc32 is still needed once jhash2 is compiled is the performanc
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
-__all__ = ["jhash2", "page_jhash2", "page_crc32", "CHECKSUMS", "JHASH2_ZERO_PAGE"]
+__all__ = ["jhash2", "page_jhash2", "page_crc32", "py_jhash2", "py_page_jhash2", "CHECKSUMS",
+           "JHASH2_ZERO_PAGE", "IMPLEMENTATION"]
 
 JHASH_GOLDEN_RATIO = 0x9E3779B9
 _M = 0xFFFFFFFF
@@ -73,7 +82,23 @@ def _mix(a: int, b: int, c: int) -> tuple[int, int, int]:
 
 def page_jhash2(content: bytes) -> int:
     """``calc_checksum()``: jhash2 over the 4096-byte page (``content`` without trailing zeros)."""
-    return jhash2(_WORDS.unpack(content.ljust(4096, b"\0")), 1024, 17)
+    return py_jhash2(_WORDS.unpack(content.ljust(4096, b"\0")), 1024, 17)
+
+
+py_jhash2 = jhash2
+py_page_jhash2 = page_jhash2
+"""The pure-Python functions, whichever path ``jhash2``/``page_jhash2`` take."""
+
+IMPLEMENTATION = "Python"
+"""``"C"`` when ``ksmlab._jhash`` computes :func:`page_jhash2` and :func:`jhash2`, else ``"Python"``."""
+
+if os.environ.get("KSMLAB_PURE", "") in ("", "0"):
+    try:
+        from ._jhash import jhash2, page_jhash2     # noqa: F811 (the same functions, compiled)
+    except ImportError:                             # built without a C compiler: the Python stays
+        pass
+    else:
+        IMPLEMENTATION = "C"
 
 
 #: jhash2 of the all-zero page (``page_jhash2(b"")``, pinned in tests/test_checksum.py); the seed of
