@@ -473,7 +473,7 @@ def _z1(s):
 
 
 _ZAP = [
-    StepDef("Z1", "zap", "rmap.c.after:734-737", "zap_pte_range: pte cleared; page_remove_rmap(page)",
+    StepDef("Z1", "zap", "rmap.c.after:734-737", "zap_pte_range: pte cleared; page_remove_rmap(page)",  # 2.6.32.70 mm/memory.c:862
             "A's madvise(MADV_DONTNEED): atomic_add_negative(-1, &page->_mapcount); page->mapping is left as it is "
             "(rmap.c.after:757-765)", _z1),
 ]
@@ -505,7 +505,7 @@ PRECONDITIONS = (
     "(memory.c.5ad64688-excerpts.c:395-402; a private mapping's vm_page_prot has no write bit), and page->mapping is "
     "anon_vma|1. A's forked child B shares that anon_vma, and B's pte for the same address still holds the swap "
     "entry. ksmd is merging P (the scanned page, its rmap_item in A) with a tree page of a process T: "
-    "try_to_merge_two_pages (ksm.c.after:954-955). Because A's pte is already read-only, write_protect_page skips "
+    "try_to_merge_two_pages (ksm.c.after:953-955). Because A's pte is already read-only, write_protect_page skips "
     "its page_count check (ksm.c.after:736, :755), so the extra references reclaim and do_swap_page hold on P "
     "do not make ksmd back off. The tree page's merge succeeds, the stable tree has no node of equal content, "
     "and the VMAs are not VM_LOCKED."
@@ -514,18 +514,20 @@ PRECONDITIONS = (
 SCENARIOS: dict[str, Scenario] = {
     "reclaim": Scenario(
         "reclaim", ("ksmd", "reader"), "reader", "ksmd upgrades P while reclaim asks page_referenced about it",
-        "shrink_active_list (mm/vmscan.c, not shipped) isolated P from the active list and calls "
-        "page_referenced(page, 0, ...) on it without the page lock. Nobody unmaps P meanwhile."),
+        "In 2.6.32.70, shrink_active_list isolated P from the active list, taking a reference "
+        "(2.6.32.70 mm/vmscan.c:851), and calls page_referenced(page, 0, ...) on it without the page lock "
+        "(2.6.32.70 mm/vmscan.c:1394-1395). Nobody unmaps P meanwhile."),
     "swapin": Scenario(
         "swapin", ("ksmd", "mapper"), "mapper", "ksmd upgrades P while B's swap-in fault maps it",
         "B faults on its swap entry: do_swap_page finds P in the swap cache (lookup_swap_cache, "
-        "memory.c.5ad64688-excerpts.c:324), ksm_might_need_to_copy returns P itself (B's VMA has P's anon_vma and "
+        "memory.c.5ad64688-excerpts.c:328), ksm_might_need_to_copy returns P itself (B's VMA has P's anon_vma and "
         "index), the charge and pte_same succeed. A keeps its pte, so B's mapping is not P's first."),
     "swapin_after_zap": Scenario(
         "swapin_after_zap", ("ksmd", "zap", "mapper"), "mapper",
         "as swapin, while A drops its pte with madvise(MADV_DONTNEED)",
-        "As swapin, and A zaps its own pte meanwhile: madvise(MADV_DONTNEED) takes A's mmap_sem only for reading "
-        "(mm/madvise.c, not shipped), so it can run while ksmd holds it for reading (ksm.c.after:910-924). "
+        "As swapin, and A zaps its own pte meanwhile: in 2.6.32.70 madvise(MADV_DONTNEED) takes A's mmap_sem only "
+        "for reading (2.6.32.70 mm/madvise.c:22-33, 2.6.32.70 mm/madvise.c:354-358), so it can run while ksmd holds it "
+        "for reading (ksm.c.after:910-924); zap_pte_range calls page_remove_rmap (2.6.32.70 mm/memory.c:862). "
         "When A's pte goes first, B's mapping is P's first again and page_add_anon_rmap sets page->mapping."),
 }
 
