@@ -1,0 +1,500 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,.src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · The patch, hunk by hunk
+#
+# **Aim.** Lesson 5 took the old `try_to_merge_two_pages` apart. This lesson reads the commit itself,
+# 80e14822 "ksm: share anon page without allocating": all nine hunks of its diff, every changed line,
+# and for each hunk that changes behaviour, a run of exactly the function it changes, before and after.
+#
+# **You will be able to**
+# - read each hunk of the diff and say what every changed line does;
+# - say why the upgraded page needs no `SetPageDirty`, `__SetPageUptodate` or `SetPageSwapBacked`, and
+#   what today's kernel does about the dirty bit;
+# - follow the new failure path through `break_cow`, and name a case where its comment "only one pte"
+#   does not hold;
+# - run one kernel function of the model in both modes and compare what it did to its pages.
+#
+# **Before you start.** Lessons [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb),
+# [04 · Pages and mappings](04-pages-and-mappings.ipynb) and
+# [05 · Before the patch](05-before-the-patch.ipynb); the terms are in the [glossary](glossary.md)
+# (pte, kpage, rmap_item, stable node, pagevec, page lock, mmap_sem, `break_cow`, `hold_anon_vma`).
+#
+# **Contents.** *Theory*: how to read a hunk; the nine hunks on one map; how the runs below are made.
+# *Practical*: the hunks h1 to h9 in diff order, each shown, explained line by line, and (when it changes
+# behaviour) run in both modes. Then a discussion and three questions.
+
+# %% [markdown]
+# ## Theory
+#
+# ### How to read a hunk
+#
+# A *hunk* is one stretch of a diff: a header `@@ -831,7 +831,8 @@` (old file from line 831, 7 lines;
+# new file from line 831, 8 lines), then lines that are kept (` `), removed (`-`, red) or added (`+`,
+# green). Below, every line carries its number in the old file (`ksm.c.before`, `rmap.c.before`) and in
+# the new one (`ksm.c.after`, `rmap.c.after`), so `ksm.c.after:875` names one line exactly. The kit ships
+# these files (`ksmlab/data/sources/`) and `ksmlab.sources.show("ksm.c.after:903-926")` prints any
+# stretch of them.
+#
+# ### The map
+#
+# The diff (`ksmlab/data/ksm-commit.diff`) has seven hunks in `mm/ksm.c` and two in `mm/rmap.c`. Four
+# change no behaviour: h1, h3 and h9 only comments, h4 only declarations. The behavioural changes are
+# five *switches* of the model (`Machine(hunks={...})`, `ksmlab/hunks.py`); `mode="allocate"` sets
+# all five as before the commit, `mode="upgrade"` as after it.
+
+# %%
+from ksmlab import Machine, PAGE_SIZE
+from ksmlab.sources import show
+from ksmlab.views.diffs import show_hunk
+from ksmlab.views.stepper import calls_frame, probe
+from ksmlab.views.tables import hunks_frame, pages_frame, trace_frame
+import pandas as pd
+
+pd.set_option("display.max_colwidth", None)
+hunks_frame()[["file", "kind", "switches"]]
+
+# %% [markdown]
+# *Table 1. The nine hunks, the kind of change each makes, and the model's switches for them.*
+#
+# ### How the runs are made
+#
+# Each behavioural hunk changes one function. To see exactly that function at work, the cells below
+# *probe* it: `probe(machine, "try_to_merge_one_page")` records every call of that kernel function while
+# ksmd runs, with the state of its page arguments (kind, `page->mapping`, memcg, `_count`, mapcount,
+# flags) as the call began and as it returned, its return value and the trace events it recorded. The
+# probe is the kit's, not the kernel's (think of it as ftrace's function tracer); it changes nothing the
+# model does.
+#
+# The scenario is lesson 2's smallest: two processes `a` (memory cgroup A) and `b` (B) each write the
+# same one page and call `madvise(MADV_MERGEABLE)`, `a` first. The first full scan only records
+# checksums; in the second, a's page goes into the unstable tree and then b's page finds it there, so
+# `cmp_and_merge_page` calls `try_to_merge_two_pages(rmap_item of b, b's page, rmap_item of a, a's page)`
+# (`ksm.c.after:1205-1206`).
+
+# %%
+def two_tenants(m):
+    """a (cgroup A) and b (cgroup B) each write the same page and madvise it, a first; one full scan."""
+    m.add_cgroup("A"); m.add_cgroup("B")
+    for name in "ab":
+        p = m.spawn(name, cgroup=name.upper())
+        addr = p.mmap(pages=1)
+        p.write(addr, b"same page")
+        p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    return m
+
+
+def probed(mode, function, setup=two_tenants, **options):
+    """Run setup on a fresh machine, then ksmd's next full scan with `function` probed."""
+    m = setup(Machine(mode=mode, **options))
+    with probe(m, function) as calls:
+        m.ksmd.run(full_scans=1)
+    return m, calls
+
+
+{mode: probed(mode, "try_to_merge_two_pages")[1][0].args for mode in ("allocate", "upgrade")}
+
+# %% [markdown]
+# - In both modes the merge is one call of `try_to_merge_two_pages` with the same arguments: b's rmap_item
+#   and page 2 (b's page, the page being scanned), a's rmap_item and page 1 (a's page, the tree page).
+# - What the two versions do with those arguments is the subject of the hunks.
+
+# %% [markdown]
+# ## Practical
+#
+# ### h1: the comment of `try_to_merge_one_page` (comment only)
+
+# %%
+show_hunk("h1")
+
+# %% [markdown]
+# - The `@kpage` line now says that `kpage` may be `NULL` "the first time", meaning "use `page` itself
+#   as the KSM page". Nothing else about the function's contract changes.
+# - Read against the code: the only caller that passes `NULL` is the new `try_to_merge_two_pages`
+#   (`ksm.c.after:953`, hunk h5), through `try_to_merge_with_ksm_page`. Every call of
+#   `try_to_merge_one_page` in one merge, per mode:
+
+# %%
+{mode: [call.args[1:] for call in probed(mode, "try_to_merge_one_page")[1]] for mode in ("allocate", "upgrade")}
+
+# %% [markdown]
+# - Before the commit both calls pass a real kpage, page 3, which `alloc_page` made; after it the first
+#   call passes `NULL` and the second passes page 2, the page the first call upgraded.
+#
+# ### h2: `try_to_merge_one_page` upgrades a page in place (behaviour)
+
+# %%
+show_hunk("h2")
+
+# %% [markdown]
+# Line by line:
+#
+# - `ksm.c.before:867-869` → `ksm.c.after:868-880`: the old code replaced `page`'s pte by `kpage` if the
+#   pte could be write-protected and the pages were identical. The new code first write-protects
+#   (`write_protect_page`, which also checks that nobody but the ptes and ksmd holds a reference,
+#   `ksm.c.after:755`), then chooses:
+#   - `kpage == NULL` (`:869`): upgrade `page` itself. `set_page_stable_node(page, NULL)` (`:875`) sets
+#     `page->mapping` to `PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` with a NULL node, the value `0x3`
+#     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
+#     the node's address in (`ksm.c.after:1062`). The comment (`:870-874`) says why it is safe: the page
+#     lock is held (taken at `:860`), and every reader that matters takes it too, except one (hunk h8).
+#   - `mark_page_accessed(page)` (`:876`): the old code put its new kpage on the active anonymous LRU
+#     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is already
+#     on an LRU list since its fault; `mark_page_accessed` sets `PG_referenced`, or, if the page was
+#     already referenced and is on the inactive list, moves it to the active one
+#     (`2.6.32.70 mm/swap.c:204-213`). Either way the new KSM page counts as recently used, as the old
+#     fresh kpage did.
+#   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected.
+#   - `else if (pages_identical(page, kpage)) err = replace_page(...)` (`:878-879`): the old path,
+#     unchanged, for a real kpage.
+# - `ksm.c.after:882` adds `kpage &&` to the `VM_LOCKED` test, and `ksm.c.before:875`'s `lru_add_drain()`
+#   goes. Both concern mlocked areas; lesson 08 runs them, each switched off on its own.
+#
+# The run: the calls of `try_to_merge_one_page` in one merge, with each page argument before → after.
+
+# %%
+h2 = {mode: calls_frame(probed(mode, "try_to_merge_one_page")[1], ("kind", "mapping", "memcg", "count", "flags"))
+      for mode in ("allocate", "upgrade")}
+h2["allocate"]
+
+# %% [markdown]
+# - Before the commit (allocate): call 1 maps b's pte onto the fresh kpage, page 3: page 2 loses its
+#   pte (`_count` and memcg change: it is uncharged, `rmap.c.after:752`) and page 3 gains one. Page 3
+#   was charged to no cgroup when it was allocated, and stays so.
+# - Call 2 does the same with a's page 1.
+
+# %%
+h2["upgrade"]
+
+# %% [markdown]
+# - After the commit: call 1 (`kpage` NULL) changes only page 2's kind, `mapping` (to `0x3`) and flags
+#   (`referenced`, from `mark_page_accessed`). Its memcg stays B: the KSM page keeps the charge it got at
+#   b's fault, which is what the commit message means by "brings its existing mem cgroup accounting
+#   with it".
+# - Call 2 maps a's pte onto page 2; page 1 is uncharged from A.
+#
+# ### h3: the comment of `try_to_merge_two_pages` (comment only)
+
+# %%
+show_hunk("h3")
+
+# %% [markdown]
+# - "allocates a new kernel page" becomes "upgrades page to ksm page". Read against the code: hunk h5
+#   below removes the `alloc_page` (`ksm.c.before:946`) and calls `try_to_merge_with_ksm_page(rmap_item,
+#   page, NULL)` instead (`ksm.c.after:953`). The second sentence (use `try_to_merge_with_ksm_page` when
+#   one page is already a KSM page) is unchanged: `cmp_and_merge_page` does so after a stable-tree hit
+#   (`ksm.c.after:1176`).
+#
+# ### h4: the declarations of `try_to_merge_two_pages` (declarations only)
+
+# %%
+show_hunk("h4")
+
+# %% [markdown]
+# Four locals go and one changes:
+#
+# - `struct mm_struct *mm` and `struct vm_area_struct *vma`: the body no longer takes `mm->mmap_sem` or
+#   looks up the vma itself. `try_to_merge_with_ksm_page` does both, for whichever rmap_item it is given
+#   (shown next).
+# - `struct page *kpage`: there is no new page to hold; `page` itself becomes the KSM page and is
+#   returned (hunk h6).
+# - `int err = -EFAULT` becomes `int err`: the old code needed a default for the paths that jumped to
+#   `up:` before any merge was tried; now `err` is always assigned by the first call
+#   (`ksm.c.after:953`) before it is read.
+#
+# Read against the code they served: this is `try_to_merge_with_ksm_page`, which the commit did not
+# change (`ksm.c.before:893-916` and `ksm.c.after:903-926` are the same lines).
+
+# %%
+show("ksm.c.after:903-926")
+
+# %% [markdown]
+# - The `down_read(&mm->mmap_sem)`, `ksm_test_exit(mm)`, `find_vma` and `vma->vm_start >
+#   rmap_item->address` checks (`:910-915`), the call of `try_to_merge_one_page` (`:917`), the
+#   `hold_anon_vma` taken "while still holding mmap_sem" (`:921-922`) and the `up_read` (`:924`) are line
+#   for line the block hunk h5 deletes from `try_to_merge_two_pages` (`ksm.c.before:950-972`). After the
+#   commit that block runs here, once for the scanned page (with `kpage` NULL) and once for the tree
+#   page. (ksmlab runs one thing at a time, so it models `mmap_sem` as never contended and does not
+#   trace it; `find_vma`, the exit test and `hold_anon_vma` are modelled.)
+#
+# ### h5: `try_to_merge_two_pages` stops allocating (behaviour)
+
+# %%
+show_hunk("h5")
+
+# %% [markdown]
+# The removed lines (`ksm.c.before:946-972`), in order:
+#
+# - `kpage = alloc_page(GFP_HIGHUSER)` and its `NULL` test: a new page from the page allocator, charged
+#   to no memory cgroup (no `mem_cgroup_newpage_charge` is called for it).
+# - `down_read(&mm->mmap_sem)` … `find_vma` … `goto up`: the lookup that now lives in
+#   `try_to_merge_with_ksm_page` (hunk h4).
+# - `copy_user_highpage(kpage, page, ...)`: the copy of the scanned page's 4096 bytes.
+# - `SetPageDirty`, `__SetPageUptodate`, `SetPageSwapBacked` on the fresh kpage (discussed with the run
+#   below), `set_page_stable_node(kpage, NULL)` (mark it PageKsm), and
+#   `lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)` (into ksmd's per-CPU pagevec, which holds a reference
+#   until it drains; the pagevec then puts the page on the active anonymous LRU list).
+# - `err = try_to_merge_one_page(vma, page, kpage)`, `hold_anon_vma(...)`, `up_read`: the first merge.
+#
+# What replaces them is one line, `err = try_to_merge_with_ksm_page(rmap_item, page, NULL)`
+# (`ksm.c.after:953`); and the second merge now passes `page` where it passed `kpage`
+# (`ksm.c.after:956`). The run: what one call of `try_to_merge_two_pages` recorded, in each mode.
+
+# %%
+def merge_events(mode):
+    m, calls = probed(mode, "try_to_merge_two_pages")
+    return trace_frame(calls[0].events)[["function", "process", "pfn", "what", "hunk", "source"]]
+
+merge_events("allocate")
+
+# %% [markdown]
+# - `alloc_page` gives page 3; `copy_user_highpage` fills it; `lru_cache_add_lru` parks it in ksmd's
+#   pagevec. Then the two `replace_page`s, each followed by the uncharge of the page it unmapped.
+
+# %%
+merge_events("upgrade")
+
+# %% [markdown]
+# - No allocation and no copy: `set_page_stable_node` upgrades page 2, then one `replace_page` for a's
+#   pte. One page fewer is touched, and 4096 bytes fewer are copied per merge.
+#
+# **The three flags.** The old code set three flags on its fresh page because a page straight from
+# `alloc_page` has none. The upgraded page comes from a fault, which set what it needs:
+
+# %%
+def flags_after(mode):
+    m = two_tenants(Machine(mode=mode))
+    m.ksmd.run(full_scans=1)
+    return pages_frame(m)[["kind", "memcg", "flags", "mapped by"]]
+
+pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade")})
+
+# %% [markdown]
+# - `__SetPageUptodate`: the upgraded page has `PG_uptodate` from its fault, `do_anonymous_page`
+#   (`memory.c.5ad64688-excerpts.c:465`; a COW copy gets it in `do_wp_page`, `:161`).
+# - `SetPageSwapBacked`: it has `PG_swapbacked` from `page_add_new_anon_rmap` (`rmap.c.after:704`),
+#   which every new anonymous page goes through.
+# - `SetPageDirty`: this one it does *not* get from its fault. An anonymous fault dirties the *pte*
+#   (`pte_mkdirty`, `memory.c.5ad64688-excerpts.c:472`), not the page. That is enough in 2009:
+#   `write_protect_page` clears only the pte's write bit (`pte_wrprotect`, `ksm.c.after:759`) and keeps
+#   it dirty, and when reclaim unmaps the page it moves a pte's dirty bit to the page
+#   (`rmap.c.after:811-812`), so the KSM page is written to swap, not dropped. (Compare the `flags`
+#   column: whether the model sets `dirty` on a faulted page follows the fidelity work of issue 7; the
+#   kernel's rule is the one stated here.)
+# - Today's kernel cleans the pte when it write-protects it, so it moves the dirty bit to the folio right
+#   there (`ksm.c.6.12.117:1310-1311`, `folio_mark_dirty` then `pte_mkclean`), and after upgrading it
+#   sets the page dirty if it is not yet, because "page reclaim just frees a clean page with no dirty
+#   ptes: make sure that the ksm page would be swapped" (`ksm.c.6.12.117:1486-1490`).
+
+# %%
+show("modern:1481-1494")
+
+# %% [markdown]
+# ### h6: the new return, and the failure path through `break_cow` (behaviour)
+
+# %%
+show_hunk("h6")
+
+# %% [markdown]
+# - `ksm.c.before:984-988`: the old code dropped its allocation reference (`put_page(kpage)`) and returned
+#   `NULL` on failure, else returned its new kpage. `ksm.c.after:964`: the new code returns `page` on
+#   success, `NULL` on failure; there is nothing of its own to drop.
+# - Unchanged but now more important: if the first merge worked and the second (the tree page onto the
+#   new KSM page) fails, `break_cow(rmap_item)` (`ksm.c.after:961-962`) write-faults the scanned
+#   address, so it gets a private copy again. The comment (`:957-960`) says why: "we have a ksm page with only one
+#   pte pointing to it".
+#
+# The return value, per mode:
+
+# %%
+{mode: probed(mode, "try_to_merge_two_pages")[1][0].returned for mode in ("allocate", "upgrade")}
+
+# %% [markdown]
+# - Before: the fresh page 3. After: page 2, b's own page, which `cmp_and_merge_page` then inserts in
+#   the stable tree (`ksm.c.after:1217`).
+#
+# **When the second merge fails.** `write_protect_page` refuses a page with an unexplained reference
+# (`ksm.c.after:755`). In the next scenario a's page is still in the processes' per-CPU pagevec when
+# ksmd tries to merge it: the machine does not drain pagevecs as passes begin
+# (`Machine(drain_before_pass=False)`), and a wrote its page last, after 13 other pages of b's had
+# filled and drained the pagevec (it holds 14, `PAGEVEC_SIZE`).
+
+# %%
+def pinned_tree_page(m, fork=False):
+    """b's twin page is on the LRU; a's twin page still sits in CPU 0's pagevec (one more reference)."""
+    m.add_cgroup("A"); m.add_cgroup("B")
+    a, b = m.spawn("a", cgroup="A"), m.spawn("b", cgroup="B")
+    twin_b = b.mmap(pages=1)
+    b.write(twin_b, b"twin")
+    other = b.mmap(pages=13)                           # the 14th page in the pagevec drains it
+    for i in range(13):
+        b.write(other + i * PAGE_SIZE, b"other %d" % i)
+    twin_a = a.mmap(pages=1)
+    a.write(twin_a, b"twin")
+    a.madvise(twin_a, PAGE_SIZE, "MADV_MERGEABLE")
+    if fork:
+        b.fork("c")                                    # c maps b's pages too (mapcount 2)
+    b.madvise(twin_b, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    return m
+
+
+def failure(mode, fork=False):
+    m, calls = probed(mode, "try_to_merge_two_pages", lambda m: pinned_tree_page(m, fork), drain_before_pass=False)
+    events = trace_frame(calls[0].events)[["function", "process", "pfn", "what"]]
+    return m, calls[0].returned, events
+
+m, returned, events = failure("upgrade")
+print("try_to_merge_two_pages returned", returned)
+events
+
+# %% [markdown]
+# - b's page 1 is upgraded (`set_page_stable_node`); then `write_protect_page` on a's page 15 fails:
+#   `_count` 3 is its pte, the pagevec and ksmd's own reference from the tree walk.
+# - `break_cow` write-faults b's address: `do_wp_page` copies the KSM page into page 16, charged to B,
+#   and the upgraded page loses its only pte and is uncharged and freed. The merge returns `NULL`.
+
+# %%
+m_alloc, returned_alloc, events_alloc = failure("allocate")
+print("try_to_merge_two_pages returned", returned_alloc)
+events_alloc
+
+# %% [markdown]
+# - The old code takes the same path, with the fresh kpage as the KSM page that `break_cow` copies.
+#   The kpage, now unmapped, is freed only when ksmd's pagevec lets go of it.
+#
+# **When "only one pte" is not true.** A page can have more than one pte before ksmd ever sees it: after
+# `fork`, parent and child map the same anonymous page read-only (copy-on-write). `write_protect_page`
+# checks the reference count only for a *writable* pte (`ksm.c.after:736-759`), so such a page can be
+# upgraded, with two ptes. If the second merge then fails, `break_cow` breaks only the scanned mm's pte;
+# the other mm keeps mapping a KSM page whose stable node is NULL. (The same assumption stood before
+# the commit, `ksm.c.before:978`, with its fresh kpage.) The scenario again, with b forked into c before
+# b's madvise:
+
+# %%
+m_fork, returned_fork, _ = failure("upgrade", fork=True)
+table = pages_frame(m_fork)
+table[table["content"] == "twin"][["kind", "_count", "mapcount", "mapping", "memcg", "mapped by"]]
+
+# %% [markdown]
+# - Page 1 is left PageKsm (`mapping` `0x3`, a NULL stable node) and mapped by c alone, still charged
+#   to B. It is in neither tree, so it cannot merge again (`page_address_in_vma` gives `-EFAULT` for a
+#   KSM page, `rmap.c.after:253`) and, in this kernel, cannot be reclaimed (`ksm.c.after:1570-1572`,
+#   `1623-1624`), until c writes to it or unmaps it.
+
+# %%
+m_fork.validate()          # the model accepts this state: the kernel reaches it too
+m_fork.ksmd.run(full_scans=2)
+table = pages_frame(m_fork)
+table[table["content"] == "twin"][["kind", "mapping", "memcg", "mapped by"]]
+
+# %% [markdown]
+# - Two more passes change nothing for page 1. A comment's assumption that does not always hold is not
+#   a crash here, but it is a page KSM can no longer help with.
+#
+# ### h7: `cmp_and_merge_page` stops dropping a reference (behaviour)
+
+# %%
+show_hunk("h7")
+
+# %% [markdown]
+# - `put_page(kpage)` (`ksm.c.before:1247`) dropped the reference `alloc_page` gave the fresh kpage,
+#   once it was in the stable tree and mapped by both ptes. An upgraded page has no such reference: its
+#   references are its ptes (and ksmd's own, dropped by `ksm_do_scan`). Kept after the commit, the
+#   line would drop one reference too many. The run: the kpage's `_count` (and ptes) at each event of
+#   the merging step, `Machine.watch` recording it.
+
+# %%
+from ksmlab.views.tables import refcount_frame
+
+def kpage_counts(mode):
+    m = two_tenants(Machine(mode=mode))
+    kpage = 3 if mode == "allocate" else 2
+    m.watch(kpage)
+    mark = len(m.trace)
+    m.ksmd.run(full_scans=1)
+    return refcount_frame(m.trace[mark:], {kpage: f"kpage (page {kpage})"})
+
+kpage_counts("allocate")
+
+# %% [markdown]
+# - A row appears whenever the count changes. The fresh kpage starts at 1 (`alloc_page`), gets the
+#   pagevec's reference (2) and one per pte (4). `put_page` (h7) drops the allocation's: 3, that is the
+#   2 ptes and the pagevec, whose reference goes when it drains as the next pass begins (lesson 05).
+
+# %%
+kpage_counts("upgrade")
+
+# %% [markdown]
+# - b's page has 1 (its pte), 2 while ksmd holds it (`follow_page`), 3 when a's pte joins, and ends at
+#   exactly its two ptes once `ksm_do_scan` drops ksmd's reference. One more `put_page` would leave
+#   `_count` below the number of ptes: lesson 08 switches that line back on.
+#
+# ### h8: `ACCESS_ONCE(page->mapping)` in `page_lock_anon_vma` (behaviour; a first reading)
+
+# %%
+show_hunk("h8")
+
+# %% [markdown]
+# - `page_lock_anon_vma` is how `page_referenced()` (vmscan) finds the anon_vma of a page, and it can run
+#   *without* the page lock. Before the commit no page changed from anon to KSM while mapped, because
+#   the old code only ever made fresh pages KSM. Now h2 changes `page->mapping` of a mapped page from
+#   `anon_vma | 1` to `0x3` under the page lock, and this reader does not take it.
+# - `ACCESS_ONCE` makes the compiler read `page->mapping` exactly once (`rmap.c.after:207`), so the flag
+#   test and the pointer come from the same value. Read twice, the test could see `anon_vma | 1`
+#   (anon) and the pointer `0x3 & ~3`, NULL. The upgrade h2 performs is the write in this race; the
+#   values it writes are those of page 2 in the h2 run above. Lesson [09 · The race](09-the-race.ipynb)
+#   runs the race itself, read by read.
+#
+# ### h9: the comment of `page_add_anon_rmap` (comment only)
+
+# %%
+show_hunk("h9")
+
+# %% [markdown]
+# - The page lock that `page_add_anon_rmap` requires now also keeps a PageAnon page from being upgraded
+#   to PageKsm under it; and "PageKsm is never downgraded to PageAnon": the code has no path that turns
+#   a KSM page back into an anon page. The fork run above shows it: page 1 stayed KSM with a NULL node
+#   after losing its scanned pte, through two more passes. A KSM page stops being one only when it is
+#   freed (its `mapping` is cleared then).
+#
+# ## Discussion
+#
+# - **What the commit buys.** One allocation and one 4096-byte copy fewer per new KSM page, and the KSM
+#   page stays charged to a memory cgroup; lesson [07 · Who pays?](07-who-pays.ipynb) counts the charges
+#   in several scenarios.
+# - **What it costs.** A "somewhat hacky NULL kpage interface" (the commit message), one new lockless
+#   race (h8) and the reliance on the page lock that the comments h2 and h9 document.
+# - **Open.** The `break_cow` comment assumes one pte; a forked page shows it need not hold. The kernel
+#   keeps running, with one page KSM can neither merge nor reclaim until its last user writes or unmaps.
+#
+# ## Check yourself
+#
+# 1. Which of `SetPageDirty`, `__SetPageUptodate`, `SetPageSwapBacked` does an upgraded page already
+#    have from its fault, and why is the page still written to swap in 2009 without the third?
+# 2. After the commit, what does `try_to_merge_two_pages` return on success, and what is `page->mapping`
+#    of that page between `set_page_stable_node(page, NULL)` and `stable_tree_insert`?
+# 3. In the fork scenario, which mm still maps the upgraded page after `break_cow`, and why can that page
+#    not merge again?
+#
+# The exercises for this lesson are in [exercises/06-the-patch-hunk-by-hunk.ipynb](../exercises/06-the-patch-hunk-by-hunk.ipynb).
+#
+# ## References
+#
+# - The commit: H. Dickins, "[PATCH 5/9] ksm: share anon page without allocating", linux-mm, 24 November
+#   2009; merged for Linux 2.6.33 as 80e148226028. Its diff: `ksmlab/data/ksm-commit.diff`.
+# - `ksm.c.before`, `ksm.c.after`, `rmap.c.before`, `rmap.c.after`, `ksm.h.5ad64688`,
+#   `memory.c.5ad64688-excerpts.c`, `ksm.c.6.12.117` (cited as `modern:`) and `2.6.32.70 mm/swap.c`:
+#   shipped in `ksmlab/data/sources/` (see `ksmlab.sources`).

@@ -1,0 +1,88 @@
+"""The course's hunk view, merge stepper and probe (ksmlab/views/diffs.py, stepper.py)."""
+
+import pytest
+
+pytest.importorskip("pandas")
+
+from ksmlab import PAGE_SIZE, Machine  # noqa: E402
+from ksmlab.errors import KsmlabError  # noqa: E402
+from ksmlab.sources import lines  # noqa: E402
+from ksmlab.views.diffs import SOURCE_NAMES, hunk_lines, show_hunk  # noqa: E402
+from ksmlab.views.stepper import calls_frame, changes, probe, record_merge, step_lines  # noqa: E402
+
+
+def _source_line(name: str, n: int) -> str:
+    return lines(f"{name}:{n}").text
+
+
+@pytest.mark.parametrize("hunk_id", [f"h{n}" for n in range(1, 10)])
+def test_every_numbered_line_is_that_line_of_the_shipped_source(hunk_id):
+    # The numbers come from the @@ header alone; the texts must then be the shipped files' lines.
+    view = show_hunk(hunk_id)
+    before, after = SOURCE_NAMES[view.hunk.file]
+    numbered = hunk_lines(hunk_id)
+    assert any(line.kind != " " for line in numbered)
+    for line in numbered:
+        if line.before is not None:
+            assert _source_line(before, line.before) == line.text, (hunk_id, line)
+        if line.after is not None:
+            assert _source_line(after, line.after) == line.text, (hunk_id, line)
+
+
+def test_hunk_view_renders_every_line_in_html_and_text():
+    view = show_hunk("h2")
+    html, text = view._repr_html_(), repr(view)
+    assert "set_page_stable_node(page, NULL);" in text and "mark_page_accessed(page);" in text
+    assert "lru_add_drain();" in html and "#ffebe9" in html and "#dafbe1" in html   # removed, added
+    # the removed lru_add_drain is numbered in ksm.c.before only
+    drain = next(line for line in hunk_lines("h2") if "lru_add_drain" in line.text)
+    assert drain.kind == "-" and drain.after is None and drain.before == 875
+    assert "ksm.c.before:864-878" in text and "ksm.c.after:865-888" in text
+    with pytest.raises(KsmlabError, match="h1, h2"):
+        show_hunk("h10")
+
+
+def two_tenants(m):
+    m.add_cgroup("A")
+    m.add_cgroup("B")
+    for name in "ab":
+        p = m.spawn(name, cgroup=name.upper())
+        addr = p.mmap(pages=1)
+        p.write(addr, b"same")
+        p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+
+
+def test_record_merge_upgrade_keeps_the_charge_and_allocates_nothing():
+    snaps = record_merge(two_tenants, "upgrade")
+    first, last = snaps[0], snaps[-1]
+    assert [p.pfn for p in first.pages] == [p.pfn for p in last.pages] == [1, 2]   # nothing allocated
+    assert dict(last.counters) == {"pages_shared": 1, "pages_sharing": 1}
+    # b's page (2) is the KSM page, charged to B the whole time; a's page 1 is freed
+    assert last.page(2).kind == "KSM" and all(s.page(2).memcg == "B" for s in snaps)
+    assert last.page(1).kind == "free"
+    assert {p.pfn for p in last.ptes} == {2} and not any(p.write for p in last.ptes)
+    assert changes(snaps[0], snaps[0]) == []
+    text = step_lines(snaps)
+    assert len(text) == len(snaps) and "set_page_stable_node" in "\n".join(text)
+
+
+def test_record_merge_allocate_shows_the_fresh_page_appear():
+    snaps = record_merge(two_tenants, "allocate")
+    assert snaps[0].page(3).kind == "free" and snaps[-1].page(3).kind == "KSM"
+    assert snaps[-1].page(3).memcg is None
+    alloc = next(i for i, s in enumerate(snaps) if s.func == "alloc_page")
+    assert "pfn 3 _count: 0 → 1" in changes(snaps[alloc - 1], snaps[alloc])
+
+
+def test_probe_records_calls_and_puts_the_method_back():
+    m = Machine(mode="upgrade")
+    two_tenants(m)
+    with probe(m, "try_to_merge_one_page") as calls:
+        m.ksmd.run(full_scans=1)
+    assert "try_to_merge_one_page" not in vars(m.kernel)
+    assert [c.args[1:] for c in calls] == [("page 2", "NULL"), ("page 1", "page 2")]
+    assert calls[0].before[0].kind == "anon" and calls[0].after[0].kind == "KSM"
+    frame = calls_frame(calls)
+    assert frame.loc[(1, 2), "mapping"].endswith("→ 0x3")
+    assert "ev" not in vars(m.kernel)
