@@ -283,12 +283,12 @@ def probe(machine: Machine, function: str):
     def wrapper(*args):
         pages = [a for a in args if hasattr(a, "pfn") and hasattr(a, "_count")]
         before = tuple(page_state(p) for p in pages)
-        start = len(kernel.trace)
+        start = kernel.trace.mark()
         result = original(*args)
         after = tuple(page_state(p) for p in pages)
         returned = _describe(result) if result is None or hasattr(result, "pfn") else str(result)
         calls.append(Call(function, tuple(_describe(a) for a in args), before, after, returned,
-                          tuple(kernel.trace[start:])))
+                          tuple(kernel.trace.since(start))))
         return result
 
     setattr(kernel, function, wrapper)

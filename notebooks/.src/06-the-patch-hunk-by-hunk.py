@@ -423,9 +423,9 @@ def kpage_counts(mode):
     m = two_tenants(Machine(mode=mode))
     kpage = 3 if mode == "allocate" else 2
     m.watch(kpage)
-    mark = len(m.trace)
+    mark = m.trace.mark()
     m.ksmd.run(full_scans=1)
-    return refcount_frame(m.trace[mark:], {kpage: f"kpage (page {kpage})"})
+    return refcount_frame(m.trace.since(mark), {kpage: f"kpage (page {kpage})"})
 
 kpage_counts("allocate")
 
