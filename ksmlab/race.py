@@ -60,7 +60,7 @@ from .rmap import PAGE_LOCK_ANON_VMA_LOADS
 
 __all__ = ["ANON_VMA", "STABLE_NODE", "TREE_ANON_VMA", "OUTCOMES", "Outcome", "StepDef", "PATHS", "SCENARIOS",
            "PRECONDITIONS", "Scenario", "explore", "run", "schedules", "Exploration", "Run", "compare",
-           "check_oops_schedule", "reader_steps", "mapping_name"]
+           "check_oops_schedule", "try_schedule", "reader_steps", "mapping_name"]
 
 #: Made-up slab addresses: the ``anon_vma`` of A and its child B, the ``struct stable_node`` that
 #: ``stable_tree_insert`` allocates, and the tree page's ``anon_vma`` (process T). Slab objects are
@@ -646,6 +646,8 @@ class StepRecord:
     lock: str | None
     mapcount: int
     completed: bool = False           # added by run() to finish a schedule that stopped early
+    ptes: tuple = ()                  # (("A", "P"), ("B", "swap entry"), ("T", "tree page")) after the step
+    stable_node_page: str = ""        # stable_node->page: "unallocated", "P" or "corrupted"
 
 
 @dataclass(frozen=True)
@@ -659,6 +661,8 @@ class Run:
     outcome: Outcome
     events: tuple[str, ...]
     final: dict = field(repr=False, compare=False)
+    bad_at: int | None = None         # the step at which the outcome's crash or corruption happened
+
 
     @property
     def schedule(self) -> tuple[str, ...]:
@@ -754,7 +758,8 @@ def _parse(c: _Compiled, schedule) -> list[tuple[str, str | None]]:
 
 
 def _record(n: int, st: StepDef, what: str, t: dict, completed: bool = False) -> StepRecord:
-    return StepRecord(n, st, what, mapping_name(t["mapping"]), t["lock"], t["mapcount"], completed)
+    return StepRecord(n, st, what, mapping_name(t["mapping"]), t["lock"], t["mapcount"], completed,
+                      tuple((k, v or "none") for k, v in t["ptes"].items()), t["sn_page"])
 
 
 def run(schedule, scenario: str = "reclaim", *, access_once: bool | None = None, mapper_locks: bool | None = None,
@@ -771,6 +776,7 @@ def run(schedule, scenario: str = "reclaim", *, access_once: bool | None = None,
     items = _parse(c, schedule)
     s = c.initial()
     records = []
+    bad_at = None
     for i, (path, want) in enumerate(items, 1):
         if s["fatal"] is not None:
             raise KsmlabError(f"schedule entry {i}: the machine stopped at entry {i - 1} "
@@ -790,6 +796,8 @@ def run(schedule, scenario: str = "reclaim", *, access_once: bool | None = None,
                               f"run the {holder} on until it unlocks the page")
         s, st, what = c.step(s, path)
         records.append(_record(i, st, what, s))
+        if s["bad"] is not None and bad_at is None:
+            bad_at = i
     if complete:
         while True:
             en = c.enabled(s)
@@ -797,8 +805,10 @@ def run(schedule, scenario: str = "reclaim", *, access_once: bool | None = None,
                 break
             s, st, what = c.step(s, en[0])
             records.append(_record(len(records) + 1, st, what, s, completed=True))
+            if s["bad"] is not None and bad_at is None:
+                bad_at = len(records)
     return Run(scenario, access_once, mapper_locks, tuple(records), _outcome_for(_classify(c.sc, s)),
-               tuple(s["events"]), s)
+               tuple(s["events"]), s, bad_at)
 
 
 # ---------------------------------------------------------------------------------------- every schedule
@@ -946,27 +956,47 @@ def compare(scenario: str = "reclaim") -> list[dict]:
 
 # ---------------------------------------------------------------------------------------- the exercise
 
+def try_schedule(schedule, scenario: str = "reclaim", **options) -> str:
+    """:func:`run`'s timeline as text, or, for a schedule it cannot run, the reason (never raises a
+    :class:`~ksmlab.KsmlabError`): for an exercise cell that prints whatever the student wrote."""
+    try:
+        return run(schedule, scenario, **options).timeline()
+    except KsmlabError as err:
+        return f"not a schedule the explorer can run: {err}"
+
+
 def check_oops_schedule(schedule):
-    """Exercise 09's check: does ``schedule`` make the reader oops in ``reclaim`` before the commit
-    (``access_once=False``)? Returns a :class:`ksmlab.check.Verdict` (true when it oopses) and never
-    raises: a malformed schedule gets the explorer's reason as a "not yet" verdict, ``None`` or an
-    empty schedule "not answered yet"."""
-    from .check import Verdict
-    if schedule is None or (isinstance(schedule, (str, list, tuple)) and len(schedule) == 0):
-        return Verdict("e9", False, False, "e9: not answered yet: set schedule to a list of step ids, e.g. "
-                       "['K1', 'R1', ...]")
+    """Exercise 09.1's check: does ``schedule`` make the reader oops in ``reclaim`` before the commit
+    (``access_once=False``)? Returns a :class:`ksmlab.check.Verdict`, true when it oopses, and never
+    raises. A schedule the explorer cannot run gets its reason in a "fix" verdict; ``None``, ``...``
+    or an empty schedule gets "not answered yet"."""
+    if (schedule is None or schedule is Ellipsis or (isinstance(schedule, (str, list, tuple)) and len(schedule) == 0)
+            or (isinstance(schedule, (list, tuple)) and all(x is Ellipsis for x in schedule))):
+        return _verdict("not answered", "set schedule to a list of step ids, e.g. ['K1', 'R1', ...]")
     try:
         result = run(schedule, "reclaim", access_once=False, complete=True)
     except KsmlabError as err:
-        return Verdict("e9", False, True, f"e9: not yet: not a schedule the explorer can run: {err}")
-    return Verdict("e9", result.outcome.key == "oops_0x2", True, "e9: " + _oops_message(result))
+        return _verdict("fix", f"not a schedule the explorer can run: {err}")
+    return _verdict("right" if result.outcome.key == "oops_0x2" else "not yet", _oops_message(result))
+
+
+def _verdict(status: str, message: str):
+    """A :class:`ksmlab.check.Verdict` for exercise 09.1 (``status`` as ksmlab.check names them)."""
+    import inspect
+
+    from .check import Verdict
+    params = list(inspect.signature(Verdict).parameters)
+    if "status" in params:
+        return Verdict("09.1", status, message)
+    label = {"right": "right", "not yet": "not yet", "not answered": "not answered yet", "fix": "fix the answer"}[status]
+    return Verdict("09.1", status == "right", status in ("right", "not yet", "fix"), f"09.1: {label}: {message}")
 
 
 def _oops_message(result: Run) -> str:
     o = result.outcome
     ids = " ".join(result.schedule)
     if o.key == "oops_0x2":
-        return f"right: {ids} oopses at step {len(result.records)}: {o.why}"
+        return f"{ids} oopses at step {len(result.records)}: {o.why}"
     hints = {
         "anon_vma_locked": "both loads of page->mapping saw anon_vma|1: let ksmd upgrade the page between them",
         "null_missed": "page_lock_anon_vma's first load already saw the upgrade: its flags test must still pass",
@@ -977,4 +1007,4 @@ def _oops_message(result: Run) -> str:
     }
     finished = any(r.completed for r in result.records)
     tail = " (the explorer finished it path by path)" if finished else ""
-    return f"not yet: {ids}{tail} ends in: {o.title}. Hint: {hints.get(o.key, o.why)}"
+    return f"{ids}{tail} ends in: {o.title}. Hint: {hints.get(o.key, o.why)}"

@@ -252,13 +252,22 @@ def test_a_short_schedule_is_finished_path_by_path():
 
 def test_the_oops_check_answers_every_schedule_with_a_verdict():
     v = race.check_oops_schedule(["K1", "K2", "R1", "R5", "K3", "R6", "R7"])
-    assert v.ok and "right" in repr(v)
+    assert v.ok and "right" in repr(v) and "oopses at step 7" in repr(v)
+    # R R R R: the reader's R1 R5 R6 R7 run before ksmd, all see anon_vma|1: the real anon_vma is locked
     v = race.check_oops_schedule("RRRR")
-    assert not v.ok and v.answered and "the real anon_vma locked" in repr(v)
+    assert not v.ok and "not yet" in repr(v) and "the real anon_vma locked" in repr(v)
     for bad in (["K1", "K7"], "Q", 17, ["K1", None]):
         v = race.check_oops_schedule(bad)
-        assert not v.ok and v.answered and "not a schedule the explorer can run" in repr(v)
-    assert not race.check_oops_schedule(None).answered
+        assert not v.ok and "not a schedule the explorer can run" in repr(v) and "fix" in repr(v)
+    for empty in (None, [...], ..., []):
+        v = race.check_oops_schedule(empty)
+        assert not v.ok and not v.answered and "not answered" in repr(v)
+
+
+def test_try_schedule_prints_a_timeline_or_the_reason():
+    assert "outcome: spin_lock at address 0x2: oops" in race.try_schedule("KKRRKRR", access_once=False)
+    assert race.try_schedule(["K9"]).startswith("not a schedule the explorer can run: schedule entry 1")
+    assert race.try_schedule([...]).startswith("not a schedule the explorer can run")
 
 
 def test_race_imports_only_the_standard_library_and_ksmlab():
