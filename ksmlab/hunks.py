@@ -14,6 +14,10 @@ switch                     hunks    what it does
 ``drop_put_page``          h7       no ``put_page(kpage)`` at the end of cmp_and_merge_page
 ``access_once``            h8       ``ACCESS_ONCE(page->mapping)`` in page_lock_anon_vma
 =========================  =======  ===========================================================
+
+``access_once`` changes nothing a sequential :class:`~ksmlab.Machine` can show: nothing runs between
+the two loads it allows (:data:`ksmlab.rmap.PAGE_LOCK_ANON_VMA_LOADS`). ``ksmlab.race.explore("reclaim",
+machine=m)`` runs that machine's compilation against ksmd's upgrade, every interleaving.
 """
 
 from __future__ import annotations

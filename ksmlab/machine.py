@@ -67,6 +67,8 @@ class Machine:
         ``"upgrade"`` (default, ``ksm.c.after``) or ``"allocate"`` (``ksm.c.before``).
     hunks:
         Overrides of single switches, e.g. ``{"drop_put_page": False}`` (see :mod:`ksmlab.hunks`).
+        ``access_once`` shows nothing on its own here (ksmd and the processes take turns): give the
+        machine to ``ksmlab.race.explore(machine=m)``, which interleaves its compilation with ksmd.
     ram_pages:
         Simulated RAM in pages (262,144 = 1 GiB); ``max_kernel_pages`` defaults to a quarter.
     checksum:
