@@ -1,10 +1,11 @@
 # ksmlab: GNU make targets. `make lab` to work, `make test` to check.
 #
-#   make lab     create .venv on first use, then open JupyterLab on notebooks/
+#   make lab     create .venv on first use (JupyterLab and the kit only), then open JupyterLab on notebooks/
+#   make venv    create .venv with everything a developer needs (test tools, jupytext, playwright)
 #   make test    pytest over tests/ plus nbval over notebooks/ and solutions/
 #   make bench   run benchmarks/run.py
 #   make properties   the long property runs (crc32 vs jhash2 lockstep, PROPERTY_EXAMPLES per mode)
-#   make notebooks    rewrite and re-execute notebooks/ and solutions/, then exercises/
+#   make notebooks    write notebooks/ and solutions/ from their .src/ sources (jupytext), execute them, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
 #   make clean   remove .venv and build/test leftovers
@@ -16,6 +17,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := lab,test,browser
+# `make lab` alone installs only the `lab` extra: a student's install has no test or browser packages.
+LAB_STAMP := $(VENV)/.installed-lab
+LAB_EXTRAS := lab
+# JupyterLab's settings for this kit's server: no "would you like news?" prompt, no update check.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,7 +29,7 @@ SHELL := /bin/bash
 .PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises properties
 
 help:
-	@sed -n '3,12s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml,
@@ -35,7 +41,20 @@ venv $(VENV): $(STAMP)
 $(STAMP): pyproject.toml constraints.txt setup.py ksmlab/_jhash.c
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@ $(LAB_STAMP)
+
+# A student's environment: the kit and JupyterLab (the `lab` extra), nothing for tests.
+# Satisfied by the full install too ($(STAMP) touches this stamp).
+$(LAB_STAMP): pyproject.toml constraints.txt setup.py ksmlab/_jhash.c
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -c constraints.txt -e ".[$(LAB_EXTRAS)]"
 	@touch $@
+
+# JupyterLab reads overrides.json from its application settings folder (inside the venv)
+# as the defaults of every user setting; jupyterlab-overrides.json is the kit's copy.
+$(LAB_OVERRIDES): jupyterlab-overrides.json $(LAB_STAMP)
+	@mkdir -p $(dir $@)
+	cp jupyterlab-overrides.json $@
 
 # --- JupyterLab ---------------------------------------------------------------
 # As root (containers, CI) Jupyter refuses to start without --allow-root; on a
@@ -51,9 +70,12 @@ endif
 endif
 
 # The server's root is the repository, so exercises/ and solutions/ are a click
-# away; the browser opens on notebooks/.
-lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+# away; the browser opens on notebooks/. allow_hidden: with jupytext installed (make venv),
+# saving a notebook also writes its source in the hidden .src/ folder beside it, which the
+# server must be allowed to read and write; the file browser still hides it.
+lab: $(LAB_STAMP) $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	  --LabApp.news_url=None --ContentsManager.allow_hidden=True $(LAB_ARGS)
 
 # --- tests ----------------------------------------------------------------------
 # Jupyter, IPython and matplotlib keep config and state under .venv/home during
@@ -77,7 +99,7 @@ NBVAL_ARGS = $(if $(NOTEBOOK_DIRS),--nbval --nbval-current-env --nbval-sanitize-
 
 # pytest exits 5 when it collected nothing: that is a broken test setup, so it
 # fails the target with a message instead of passing quietly.
-test: $(STAMP)
+test: $(STAMP) $(LAB_OVERRIDES)
 	@mkdir -p $(TEST_HOME)
 	$(TEST_ENV) $(BIN)/python -m pytest tests/ $(NBVAL_ARGS) $(PYTEST_ARGS) || { \
 	  rc=$$?; \
@@ -125,14 +147,17 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- notebooks ----------------------------------------------------------------------
-# Write each notebook from its source in notebooks/.src/, then execute every
-# notebook in place, so the outputs stored for nbval are the engine's current ones.
-# No timing metadata: it would change every stored notebook on every run.
+# Each notebook's source is a jupytext percent-format script in .src/ beside it
+# (notebooks/.src/NN-slug.py -> notebooks/NN-slug.ipynb, solutions/ likewise).
+# tools/notebooks.py writes each notebook from its source with stable cell ids and
+# JupyterLab's kernelspec, executes it in its folder (no timing metadata: it would
+# change every stored notebook on every run), then the exercises are rewritten from
+# the executed masters. `make notebooks NB=notebooks/.src/04-pages-and-mappings.py`
+# builds one. tests/test_notebooks.py checks that every pair agrees.
+NB ?=
 notebooks: $(STAMP)
 	@mkdir -p $(TEST_HOME)
-	for src in notebooks/.src/*.py solutions/.src/*.py; do $(BIN)/python "$$src" || exit 1; done
-	for nb in notebooks/*.ipynb solutions/*.ipynb; do [ -f "$$nb" ] || continue; \
-	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
+	$(TEST_ENV) $(BIN)/python tools/notebooks.py build $(NB)
 	$(MAKE) exercises
 
 # The students' notebooks: the masters with their answers blanked (ksmlab/exercises.py).

@@ -13,7 +13,7 @@ CFG = Path(__file__).resolve().parent / "nbval-sanitize.cfg"
 @pytest.fixture(scope="module")
 def patterns():
     pairs = get_sanitize_patterns(CFG.read_text(encoding="utf-8"))
-    assert len(pairs) == 2, f"nbval reads {len(pairs)} patterns from {CFG.name}, expected 2"
+    assert len(pairs) == 3, f"nbval reads {len(pairs)} patterns from {CFG.name}, expected 3"
     for regex, replace in pairs:
         assert regex == regex.strip() and replace == replace.strip(), "trailing blanks become part of the pattern"
         re.compile(regex)
@@ -48,3 +48,10 @@ def test_styler_ids_and_repr_are_replaced(patterns):
     assert sanitize(patterns, html_1) == sanitize(patterns, html_2)
     styler = df.style
     assert sanitize(patterns, repr(styler)) == sanitize(patterns, repr(df.style))
+
+
+def test_fallback_pictures_are_masked_but_their_numbers_kept(patterns):
+    html = '<p>B 3</p><img alt="x" src="data:image/png;base64,iVBORw0KGgo+/AAA="/><td>pages_shared 4</td>'
+    out = sanitize(patterns, html)
+    assert "iVBOR" not in out and "data:image/png;base64,PNG" in out
+    assert "B 3" in out and "pages_shared 4" in out
