@@ -1,5 +1,6 @@
 """ksmlab: a steppable model of Linux KSM before and after commit 80e14822,
-"ksm: share anon page without allocating" (Hugh Dickins, 2009, Linux 2.6.33).
+"ksm: share anon page without allocating" (Hugh Dickins; posted on 24 November 2009, merged in the
+2.6.33 merge window).
 
 ``Machine(mode="allocate")`` runs mm/ksm.c as it was before the commit, ``Machine(mode="upgrade")``
 as it was after it. See the README and the notebooks.

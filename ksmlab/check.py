@@ -32,9 +32,8 @@ from .page import PAGE_SIZE
 
 __all__ = ["Verdict", "EXERCISES", "e1", "e2", "e3", "e4", "e5", "e6", "OOPS_KINDS", "E5_CHOICES"]
 
-#: What :class:`~ksmlab.KernelOops` can name (its ``kind``). ``"mlock"`` is ksmlab's own: the kernel
-#: does not crash there, but an mlocked page is left off the unevictable list.
-OOPS_KINDS = ("BUG_ON", "NULL pointer dereference", "Bad page state", "mlock")
+#: What :class:`~ksmlab.KernelOops` can name (its ``kind``).
+OOPS_KINDS = ("BUG_ON", "NULL pointer dereference", "Bad page state")
 
 #: The choices of :func:`e5`.
 E5_CHOICES = OOPS_KINDS + ("no oops",)
@@ -347,16 +346,20 @@ def e5(answer: dict) -> Verdict:
             "passes kpage = NULL for the first merge (ksm.c.after:953); read the VM_LOCKED block of "
             "try_to_merge_one_page (ksm.c.after:882-890).",
         "allocate, without lru_add_drain()": "The fresh kpage sits in ksmd's per-CPU pagevec after "
-            "lru_cache_add_lru (ksm.c.before:963); can mlock_vma_page isolate a page that is not on an "
-            "LRU list yet?",
-        "upgrade, keeping lru_add_drain()": "The old code drained so that its fresh kpage would be on an "
-            "LRU list (ksm.c.before:875). In the upgrade, which page would that drain be for? Is an extra "
-            "drain ever wrong?",
+            "lru_cache_add_lru (ksm.c.before:963), so mlock_vma_page cannot isolate it (2.6.32.70 "
+            "mm/mlock.c:79-90). Is that a crash, or does the page just reach another LRU list when the "
+            "pagevec drains (2.6.32.70 mm/vmscan.c:780)?",
+        "upgrade, keeping lru_add_drain()": "The old code drained only when kpage was not yet mlocked "
+            "(ksm.c.before:873-875). In the upgrade, kpage is one of the two mlocked pages: does that line "
+            "run at all here?",
         "allocate, without put_page(kpage)": "Nothing crashes when a reference is never dropped "
             "(ksm.c.before:1247 drops alloc_page's); what happens to the page instead? (m.validate() "
             "names it.)",
-    }, "Three of the commit's changes are each needed for the upgrade to be safe; the other two "
-       "combinations do not crash, though the second leaks every KSM page.")
+    }, "Two of the commit's changes are each needed for the upgrade to be safe: dropping "
+       "put_page(kpage) and adding 'kpage &&'. The old lru_add_drain() is needed by neither mode: "
+       "without it the old code's mlocked kpage waits on an evictable list until vmscan culls it, and "
+       "in the upgrade's scenario the line is never reached. Dropping put_page(kpage) from the old "
+       "code crashes nothing but leaks every KSM page.")
 
 
 def e6(answer: dict) -> Verdict:

@@ -2,11 +2,16 @@
 
 - :class:`KsmlabError` (a ``ValueError``): bad input from the caller. The message says what was
   wrong and how to fix it; the machine is left exactly as it was.
-- :class:`OutOfMemory`: a memory cgroup (or the whole simulated RAM) is full. The kernel would run
-  the OOM killer; ksmlab stops the faulting operation before it changes anything.
+- :class:`OutOfMemory`: a memory cgroup (or the whole simulated RAM) is full. ksmlab stops the
+  operation (a write or mlock before it changes anything; MADV_UNMERGEABLE and run=2 where the
+  kernel's -ENOMEM stops them) with every process alive. The kernel would first run the memcg OOM
+  killer, which kills a task of the full cgroup (2.6.32.70 mm/oom_kill.c:438): see
+  :mod:`ksmlab.memcg`, "When a charge fails".
 - :class:`KernelOops`: the modelled kernel code hit something the real kernel would have crashed on
   or corrupted (a ``BUG_ON``, a NULL dereference, a bad page state). It happens only with hunk
-  combinations that the commit would never have shipped; the machine stops and stays inspectable.
+  combinations that the commit would never have shipped (``ksmlab.hunks.unsafe_reasons``); the
+  machine stops and stays inspectable. A combination that only changes which LRU list a page
+  reaches (the old code without its ``lru_add_drain()``) is no oops: the kernel runs on.
 - :class:`InvariantViolation`: :meth:`ksmlab.Machine.validate` found a broken invariant.
 """
 
@@ -34,7 +39,9 @@ class KernelOops(RuntimeError):
     """What the kernel would have hit: the machine stops at this step and stays inspectable.
 
     ``function`` is the kernel function where it happened, ``kind`` one of ``"BUG_ON"``,
-    ``"NULL pointer dereference"``, ``"Bad page state"``, ``"mlock"`` and ``pfn`` the page involved.
+    ``"NULL pointer dereference"``, ``"Bad page state"`` (``ksmlab.check.OOPS_KINDS``) and ``pfn``
+    the page involved. (Before issue 7 there was a fourth kind, ``"mlock"``, for the old code
+    without its ``lru_add_drain()``; the kernel does not crash there, and neither does ksmlab now.)
     """
 
     def __init__(self, kind: str, function: str, message: str, pfn: int | None = None):

@@ -13,7 +13,7 @@ from .ksm import KsmOps, KsmScan, MmSlot
 from .memcg import ROOT_CGROUP, MemCgroup, MemcgOps
 from .mm import MmOps
 from .modern import ModernOps
-from .page import ContentStore, FrameAllocator, PageOps, Pagevec
+from .page import PROCESS_CPU, ContentStore, FrameAllocator, PageOps, Pagevec
 from .rbtree import RBRoot
 from .rmap import RmapOps
 from .trace import TRACE_LIMIT, Event, Trace
@@ -47,6 +47,8 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.frames = FrameAllocator(ram_pages)
         self.contents = ContentStore(CHECKSUMS[checksum])
         self.pagevecs = [Pagevec(0), Pagevec(1)]     # CPU 0: the processes; CPU 1: ksmd
+        self.cpu = PROCESS_CPU                          # the CPU running now: ksm_do_scan switches to KSMD_CPU
+        self.mmlist: list = []                          # every mm ever made (init_mm.mmlist; try_to_munlock walks it)
         self.cgroups: dict[str, MemCgroup] = {ROOT_CGROUP: MemCgroup(ROOT_CGROUP)}
         self._next_kaddr = 0xFFFF880000100000           # made-up slab addresses for anon_vma, stable_node
         # KSM (ksm.c.after:152-193)

@@ -32,7 +32,7 @@ from .errors import KernelOops, OutOfMemory
 from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_WRITE,
                  VM_HUGETLB, VM_INSERTPAGE, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MERGEABLE,
                  VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED)
-from .page import (LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
+from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
 from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, RBNode, rb_erase, rb_insert_color, rb_link_node
 
@@ -203,7 +203,8 @@ class KsmOps:
 
     def break_ksm(self, vma, addr: int) -> int:
         """``break_ksm()`` (``ksm.c.after:362-408``): write-fault a KSM page away; ``-ENOMEM`` at a
-        memcg limit (tolerated by ksmd: the mapping stays on the KSM page)."""
+        memcg limit (tolerated by ksmd: the mapping stays on the KSM page). The kernel's COW charge
+        would first have run the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails"), killing a task of the cgroup of the mm being faulted."""
         ret = 0
         while True:
             page = self.follow_page(vma, addr)
@@ -363,7 +364,10 @@ class KsmOps:
         return err
 
     def unmerge_and_remove_all_rmap_items(self) -> int:
-        """``unmerge_and_remove_all_rmap_items()`` (``ksm.c.after:632-686``): ``run=2``."""
+        """``unmerge_and_remove_all_rmap_items()`` (``ksm.c.after:632-686``): ``run=2``. At a memcg
+        limit it returns -ENOMEM; the kernel would first have run the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails"), with the writer of
+        ``run`` marked PF_OOM_ORIGIN (``ksm.c.after:1745``): the first victim if it is in that
+        cgroup."""
         head = self.ksm_mm_head
         self.ksm_scan.mm_slot = head.next
         while self.ksm_scan.mm_slot is not head:
@@ -436,11 +440,11 @@ class KsmOps:
         self.page_add_anon_rmap(kpage, vma, addr)
         pte.page = kpage                                  # mk_pte(kpage, vm_page_prot): read-only
         pte.write = False
-        self.page_remove_rmap(page)
-        self.put_page(page, "replace_page")
-        if self.tracing:
+        if self.tracing:                                  # the pte switches first (:818-819), then
             self.ev("replace_page", f"pte now maps the KSM page {kpage.pfn}; page {page.pfn} unmapped",
                     mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src=self._src(819, 819))
+        self.page_remove_rmap(page)                       # :821, which uncharges page if that was its last pte
+        self.put_page(page, "replace_page")
         return 0
 
     def try_to_merge_one_page(self, vma, page: Page, kpage: Page | None) -> int:
@@ -477,21 +481,22 @@ class KsmOps:
                 err = self.replace_page(vma, page, kpage, orig_pte)
         if (vma.vm_flags & VM_LOCKED and (kpage is not None or not self.vm_locked_kpage_guard) and not err
                 and not (kpage is not None and kpage.zero)):
+            if self.tracing:
+                self.ev("munlock_vma_page", "VM_LOCKED: the mlock moves from page to kpage; page is isolated "
+                        "and put back through ksmd's pagevec (putback_lru_page)", mm=vma.vm_mm,
+                        pfn=page.pfn, hunk="h2", src=self._src(872, 883))
             self.munlock_vma_page(page)
             if kpage is None:
                 raise KernelOops("NULL pointer dereference", "try_to_merge_one_page",
                                  "PageMlocked(kpage) with kpage == NULL: the VM_LOCKED branch needs the "
                                  "'kpage &&' test that hunk h2 adds (ksm.c.after:882)", page.pfn)
-            if self.tracing:
-                self.ev("munlock_vma_page", "VM_LOCKED: mlock moves from page to kpage", mm=vma.vm_mm,
-                        pfn=page.pfn, hunk="h2", src=self._src(871, 882))
             if not kpage.flags & 0x200000:                # !PageMlocked(kpage)
                 self.unlock_page(page)
                 if not self.drop_lru_add_drain:
-                    self.lru_add_drain(1)
                     if self.tracing:
-                        self.ev("lru_add_drain", "ksmd's pagevec drained so kpage is on the LRU",
+                        self.ev("lru_add_drain", "ksmd's pagevec drained so kpage is on an LRU list",
                                 pfn=kpage.pfn, hunk="h2", src="ksm.c.before:875")
+                    self.lru_add_drain()
                 self.lock_page(kpage)
                 self.mlock_vma_page(kpage, "try_to_merge_one_page")
                 page = kpage                              # for final unlock
@@ -565,13 +570,12 @@ class KsmOps:
                 vma = None
         if vma is not None:
             kpage.content = page.content                   # copy_user_highpage()
-            kpage.flags |= PG_dirty | PG_uptodate | PG_swapbacked
-            set_page_stable_node(kpage, None)              # mark it PageKsm
-            kpage.index = page.index
+            kpage.flags |= PG_dirty | PG_uptodate | PG_swapbacked     # SetPageDirty: only this page
+            set_page_stable_node(kpage, None)              # mark it PageKsm (kpage->index is never set)
             if self.tracing:
                 self.ev("copy_user_highpage", f"page {page.pfn} copied into kpage; kpage marked PageKsm "
                         "(mapping 0x3)", mm=mm, pfn=kpage.pfn, hunk="h5", src="ksm.c.before:957")
-            self.lru_cache_add_lru(kpage, LRU_ACTIVE_ANON, cpu=1)
+            self.lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)            # ksmd's CPU
             if self.tracing:
                 self.ev("lru_cache_add_lru", "kpage parked in ksmd's per-CPU pagevec (+1 reference)",
                         pfn=kpage.pfn, hunk="h5", src="ksm.c.before:963")
@@ -653,6 +657,10 @@ class KsmOps:
             stable_node = node                             # rb_entry(): the node is the stable_node
             other = self._node_content(stable_node)
             if other is None:
+                if self.tracing:
+                    self.ev("stable_tree_insert", "fails: get_ksm_page found a stale node on the way (removed "
+                            "above), so the new KSM page gets no node and both its rmap_items are broken "
+                            "with break_cow", pfn=kpage.pfn, src=self._src(1057, 1033))
                 return None
             parent = node
             if content < other:
@@ -669,6 +677,11 @@ class KsmOps:
                         self.ev("stable_tree_insert", "max_page_sharing: a new dup in the stable-node chain",
                                 pfn=kpage.pfn, src="modern:2006")
                     return dup
+                if self.tracing:
+                    self.ev("stable_tree_insert", f"fails: KSM page {stable_node.page.pfn} already has these "
+                            "contents (\"an existing ksm page we missed\"), so the new KSM page gets no node "
+                            "and both its rmap_items are broken with break_cow", pfn=kpage.pfn,
+                            src=self._src(1073, 1049))
                 return None
         stable_node = self._new_stable_node()
         rb_link_node(stable_node.node, parent, link)
@@ -928,7 +941,17 @@ class KsmOps:
 
     def ksm_do_scan(self, scan_npages: int) -> int:
         """``ksm_do_scan()`` (``ksm.c.after:1378-1392``): visit up to ``scan_npages`` rmap_items,
-        stopping early at the end of a pass. Returns how many were visited (no kernel analogue)."""
+        stopping early at the end of a pass. Returns how many were visited (no kernel analogue).
+
+        It runs on ksmd's CPU (``KSMD_CPU``): every page it parks in a pagevec (the old code's kpage,
+        a page munlocked after a merge, the COW copy of a ``break_cow``) goes into that CPU's."""
+        cpu, self.cpu = self.cpu, KSMD_CPU
+        try:
+            return self._ksm_do_scan(scan_npages)
+        finally:
+            self.cpu = cpu
+
+    def _ksm_do_scan(self, scan_npages: int) -> int:
         visited = 0
         scan_get_next_rmap_item = self.scan_get_next_rmap_item    # bound once: ksmd's hottest loop
         cmp_and_merge_page = self.cmp_and_merge_page
@@ -963,24 +986,26 @@ class KsmOps:
 
     # ------------------------------------------------------------ registering mms
 
-    def ksm_madvise(self, vma, start: int, end: int, advice: str) -> int:
-        """``ksm_madvise()`` (``ksm.c.after:1420-1461``). Returns 0 or a negative errno."""
+    def ksm_madvise(self, vma, start: int, end: int, advice: str) -> tuple[int, int]:
+        """``ksm_madvise()`` (``ksm.c.after:1420-1461``) on ``vma`` as it is, for ``[start, end)``
+        inside it. Returns ``(err, vm_flags)``: 0 or a negative errno, and the flags the area should
+        get (the kernel's ``*vm_flags``). It changes no flags itself: ``madvise_behavior`` splits
+        the VMA and sets them, only if this succeeded (:meth:`ksmlab.mm.MmOps.madvise_behavior`)."""
         mm = vma.vm_mm
+        vm_flags = vma.vm_flags
         if advice == "MADV_MERGEABLE":
-            if vma.vm_flags & _UNMERGEABLE_FLAGS:
-                return 0                                   # just ignore the advice
+            if vm_flags & _UNMERGEABLE_FLAGS:
+                return 0, vm_flags                         # just ignore the advice
             if not mm.flags & MMF_VM_MERGEABLE:
                 self.__ksm_enter(mm)
-            vma.vm_flags |= VM_MERGEABLE
-            return 0
-        if not vma.vm_flags & VM_MERGEABLE:
-            return 0
+            return 0, vm_flags | VM_MERGEABLE
+        if not vm_flags & VM_MERGEABLE:
+            return 0, vm_flags                             # just ignore the advice
         if vma.anon_vma is not None:
             err = self.unmerge_ksm_pages(vma, start, end)
             if err:
-                return err
-        vma.vm_flags &= ~VM_MERGEABLE
-        return 0
+                return err, vm_flags
+        return 0, vm_flags & ~VM_MERGEABLE
 
     def __ksm_enter(self, mm) -> None:
         """``__ksm_enter()`` (``ksm.c.after:1463-1492``): a new mm_slot just behind the cursor, so the

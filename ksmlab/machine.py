@@ -200,6 +200,7 @@ class Machine:
         pid = self._next_pid
         self._next_pid += 1
         mm = MmStruct(name, pid, memcg)
+        self.kernel.mmlist.append(mm)
         process = Process(self, name, pid, mm)
         mm.process = process
         self.processes[name] = process
@@ -353,7 +354,10 @@ class Process:
         return start
 
     def write(self, addr: int, data) -> None:
-        """Write ``data`` (bytes) at ``addr``, faulting pages in; it may span pages of one mapping."""
+        """Write ``data`` (bytes) at ``addr``, faulting pages in; it may span pages of one mapping.
+        A write its cgroup (or RAM) cannot take raises ``OutOfMemory`` and changes nothing; the
+        kernel would run the memcg OOM killer, which kills a task of the cgroup (maybe this one),
+        and the write would be retried (see :mod:`ksmlab.memcg`)."""
         self._check()
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise KsmlabError(f"data must be bytes, not {type(data).__name__}: use e.g. b'hello' or 'hello'.encode()")
@@ -462,7 +466,11 @@ class Process:
         return [self.read(addr + j * PAGE_SIZE, n) for j in range(pages)]
 
     def madvise(self, addr: int, length: int, advice: str) -> None:
-        """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``ksm_madvise``)."""
+        """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``madvise_behavior`` and
+        ``ksm_madvise``): the VMA is split only where the advice succeeded and changed its flags.
+        A MADV_UNMERGEABLE that a full cgroup cannot charge raises ``OutOfMemory`` (the kernel
+        returns EAGAIN, after its memcg OOM killer has killed a task of the cgroup: see
+        :mod:`ksmlab.memcg`)."""
         self._check()
         if advice not in _ADVICE:
             raise KsmlabError(f"unknown advice {advice!r}: use 'MADV_MERGEABLE' or 'MADV_UNMERGEABLE'")
@@ -473,13 +481,13 @@ class Process:
 
     def _madvise(self, start: int, end: int, advice: str) -> None:
         kernel = self.machine.kernel
-        for vma in kernel.vmas_in_range(self.mm, start, end):
-            err = kernel.ksm_madvise(vma, vma.vm_start, vma.vm_end, advice)
-            if err:
-                raise OutOfMemory(f"madvise(MADV_UNMERGEABLE) failed with ENOMEM: breaking COW at "
-                                  f"{vma.vm_start:#x}-{vma.vm_end:#x} needs pages that cgroup "
-                                  f"{self.mm.memcg.name} cannot charge; pages unmerged before that stay unmerged "
-                                  "and the area stays VM_MERGEABLE", self.mm.memcg.name)
+        err = kernel.madvise_vmas(self.mm, start, end, advice)
+        if err:
+            raise OutOfMemory(f"madvise(MADV_UNMERGEABLE) failed: breaking COW in {start:#x}-{end:#x} needs a page "
+                              f"that cgroup {self.mm.memcg.name} cannot charge (break_ksm's -ENOMEM, which madvise "
+                              "returns as EAGAIN); pages unmerged before that stay unmerged and the area that "
+                              "failed stays VM_MERGEABLE and unsplit. The kernel would first have run the memcg "
+                              "OOM killer, which kills a task of the cgroup (see ksmlab.memcg)", self.mm.memcg.name)
 
     def fork(self, name: str, cgroup: str | None = None) -> "Process":
         """``fork()``: a child named ``name`` in ``cgroup`` (``None``: this process's cgroup). Pages are
@@ -507,7 +515,9 @@ class Process:
         self.written.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
 
     def mlock(self, addr: int, length: int) -> None:
-        """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked."""
+        """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked. If the
+        cgroup or RAM cannot take the new pages, ``OutOfMemory`` and nothing is locked (the kernel's
+        mlock would run the memcg OOM killer and fail with EAGAIN: see :mod:`ksmlab.memcg`)."""
         self._check()
         start, end = self._range(addr, length, "mlock", aligned=True)
         vpns = range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
@@ -707,7 +717,8 @@ class Sysfs(Mapping):
                     if err:
                         k.ksm_run = 0
                         raise OutOfMemory("run=2 failed with ENOMEM: a memory cgroup could not be charged for an "
-                                          "unmerged copy; ksmd is stopped (run=0)")
+                                          "unmerged copy; ksmd is stopped (run=0). The kernel would first have run "
+                                          "the memcg OOM killer (see ksmlab.memcg)")
         elif name == "pages_to_scan":
             if value > 0xFFFFFFFF:
                 raise KsmlabError(f"pages_to_scan must fit an unsigned int, not {value} (EINVAL)")

@@ -25,7 +25,7 @@ Model notes (simplifications, each invisible to KSM's counters and to memcg acco
 from __future__ import annotations
 
 from .errors import OutOfMemory
-from .page import (PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_uptodate, Page, PageAnon, PageKsm)
+from .page import PAGE_SHIFT, PAGE_SIZE, PG_uptodate, Page, PageAnon, PageKsm
 from .rmap import AnonVma
 
 __all__ = [
@@ -64,6 +64,9 @@ VM_FAULT_SIGBUS = 0x0002
 VM_FAULT_WRITE = 0x0008
 
 MMF_VM_MERGEABLE = 1 << 16
+
+ENOMEM = 12
+EAGAIN = 11
 
 #: Where top-down mmap starts handing out addresses (a typical x86-64 mmap_base).
 MMAP_BASE = 0x7F0000000000
@@ -311,7 +314,8 @@ class MmOps:
         return 0
 
     def do_anonymous_page(self, mm: MmStruct, vma: Vma, addr: int, write: bool, vpn: int | None = None) -> int:
-        """``do_anonymous_page()`` (``memory.c.5ad64688-excerpts.c:437-496``)."""
+        """``do_anonymous_page()`` (``memory.c.5ad64688-excerpts.c:437-496``). A failed charge gives
+        VM_FAULT_OOM; the kernel's charge would first have run the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails")."""
         if vpn is None:
             vpn = addr >> PAGE_SHIFT
         if not write:
@@ -330,19 +334,19 @@ class MmOps:
         if self.mem_cgroup_newpage_charge(page, mm):
             self.put_page(page)
             return VM_FAULT_OOM
-        mm.pgtable[vpn] = Pte(page, bool(vma.vm_flags & VM_WRITE))
-        page.flags |= PG_dirty
+        mm.pgtable[vpn] = Pte(page, bool(vma.vm_flags & VM_WRITE))   # pte_mkdirty: the pte, not PG_dirty
         self.page_add_new_anon_rmap(page, vma, addr, vpn)
         return 0
 
     def do_wp_page(self, mm: MmStruct, vma: Vma, addr: int, pte: Pte, vpn: int | None = None) -> int:
-        """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-293``): reuse, or copy on write."""
+        """``do_wp_page()`` (``memory.c.5ad64688-excerpts.c:20-293``): reuse, or copy on write. A failed
+        charge of the copy gives VM_FAULT_OOM; the kernel's charge would first have run
+        the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails"): for a process's write, ksmd's ``break_cow``, MADV_UNMERGEABLE and run=2 alike."""
         old_page = self.vm_normal_page(vma, pte)
         if old_page is not None:
             if PageAnon(old_page) and not PageKsm(old_page):
                 if old_page._mapcount <= 0:           # reuse_swap_page(): mapped by us alone
-                    pte.write = True
-                    old_page.flags |= PG_dirty
+                    pte.write = True                  # pte_mkdirty (:134): PG_dirty stays as it was
                     if self.tracing:
                         self.ev("do_wp_page", "write fault: the page is mapped only here, reused", mm=mm,
                                 addr=addr, pfn=old_page.pfn)
@@ -365,7 +369,7 @@ class MmOps:
             self.ev("do_wp_page", f"write fault: {what} into a new page", mm=mm, addr=addr,
                     pfn=new_page.pfn, src=f"memory.c.5ad64688-excerpts.c:{line}")
         if vma.vm_flags & VM_LOCKED and old_page is not None:
-            self.munlock_vma_page(old_page)           # clear_page_mlock()
+            self.clear_page_mlock(old_page)           # :163-171, on the writer's CPU
         if self.mem_cgroup_newpage_charge(new_page, mm):
             self.put_page(new_page)
             if old_page is not None:
@@ -374,8 +378,7 @@ class MmOps:
         if pte.ksm_zero:
             self.ksm_might_unmap_zero_page(pte)
         pte.page = new_page
-        pte.write = bool(vma.vm_flags & VM_WRITE)
-        new_page.flags |= PG_dirty
+        pte.write = bool(vma.vm_flags & VM_WRITE)     # pte_mkdirty (:190): PG_dirty is not set
         self.page_add_new_anon_rmap(new_page, vma, addr, vpn)
         if old_page is not None:
             self.page_remove_rmap(old_page)
@@ -408,6 +411,33 @@ class MmOps:
         mm.mmap.insert(mm.mmap.index(vma) + 1, new)
         return new
 
+    def madvise_vmas(self, mm: MmStruct, start: int, end: int, advice: str) -> int:
+        """``sys_madvise()`` for MADV_MERGEABLE / MADV_UNMERGEABLE (2.6.32.70 mm/madvise.c:334-426):
+        ``madvise_behavior`` on each VMA over ``[start, end)`` in address order, stopping at the first
+        error (the VMAs before it keep their new flags). Returns 0 or a negative errno."""
+        for vma in [v for v in mm.mmap if v.vm_end > start and v.vm_start < end]:
+            err = self.madvise_behavior(mm, vma, max(start, vma.vm_start), min(end, vma.vm_end), advice)
+            if err:
+                return err
+        return 0
+
+    def madvise_behavior(self, mm: MmStruct, vma: Vma, start: int, end: int, advice: str) -> int:
+        """``madvise_behavior()`` (2.6.32.70 mm/madvise.c:39-113): ``ksm_madvise`` on the VMA as it
+        is; only if it succeeds and the flags change is the VMA split at ``start`` and ``end`` and
+        given the new flags. ``-ENOMEM`` comes back as ``-EAGAIN`` (:110-111). (VMAs are never
+        merged back: ``vma_merge`` is not modelled.)"""
+        err, new_flags = self.ksm_madvise(vma, start, end, advice)
+        if err:
+            return -EAGAIN if err == -ENOMEM else err
+        if new_flags == vma.vm_flags:
+            return 0
+        if start != vma.vm_start:
+            vma = self.split_vma(mm, vma, start)
+        if end != vma.vm_end:
+            self.split_vma(mm, vma, end)
+        vma.vm_flags = new_flags
+        return 0
+
     def vmas_in_range(self, mm: MmStruct, start: int, end: int) -> list[Vma]:
         """Split VMAs at ``start`` and ``end`` and return those inside ``[start, end)``."""
         for vma in list(mm.mmap):
@@ -422,7 +452,11 @@ class MmOps:
 
     def dup_mmap(self, mm: MmStruct, oldmm: MmStruct) -> None:
         """``dup_mmap()``: copy VMAs (without VM_LOCKED) and ptes; private pages are write-protected
-        in both parent and child (``copy_one_pte``), and the child shares the parent's anon_vma."""
+        in both parent and child (``copy_one_pte``), and the child shares the parent's anon_vma.
+
+        ``copy_page_range()`` skips a VMA that has no anon_vma (2.6.32.70 mm/memory.c:736-752,
+        "Don't copy ptes where a page fault will fill them correctly"): its only ptes are the zero
+        page's, from read faults, and the child faults them again."""
         if oldmm.flags & MMF_VM_MERGEABLE:
             self.ksm_fork(mm, oldmm)
         for vma in oldmm.mmap:
@@ -433,7 +467,10 @@ class MmOps:
             mm.mmap.append(new)
         mm.free_area_cache = oldmm.free_area_cache
         child = mm.pgtable
+        no_anon_vma = [(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT) for v in oldmm.mmap if v.anon_vma is None]
         for vpn, pte in oldmm.pgtable.items():
+            if no_anon_vma and any(lo <= vpn < hi for lo, hi in no_anon_vma):
+                continue                              # copy_page_range: if (!vma->anon_vma) return 0
             page = pte.page
             if not page.zero:
                 page._count += 1                      # get_page()
@@ -463,7 +500,7 @@ class MmOps:
             gathered.append(pte.page)
         pgtable.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
         if gathered:
-            self.lru_add_drain(0)
+            self.lru_add_drain()
             for page in gathered:
                 self.put_page(page, "free_pages_and_swap_cache")
 
@@ -489,11 +526,19 @@ class MmOps:
     # ------------------------------------------------------------ mlock
 
     def munlock_vma_pages_range(self, vma: Vma, start: int, end: int) -> None:
+        """``munlock_vma_pages_range()`` (2.6.32.70 mm/mlock.c:327-360): drain this CPU's pagevec,
+        clear VM_LOCKED, then ``munlock_vma_page`` each present page (the zero page skipped), which
+        puts it back through this CPU's pagevec."""
+        self.lru_add_drain()
+        vma.vm_flags &= ~VM_LOCKED
         pgtable = vma.vm_mm.pgtable
         for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
             pte = pgtable.get(vpn)
             if pte is not None and not pte.page.zero:
-                self.munlock_vma_page(pte.page)
+                page = pte.page
+                page._count += 1                      # follow_page(FOLL_GET | FOLL_DUMP)
+                self.munlock_vma_page(page)
+                self.put_page(page, "munlock_vma_pages_range")
 
     def mlock_fixup(self, mm: MmStruct, start: int, end: int, lock: bool) -> None:
         """``mlock_fixup()``: set or clear VM_LOCKED on ``[start, end)``; mlock populates the range."""
@@ -501,13 +546,28 @@ class MmOps:
         if not lock:
             for vma in vmas:
                 if vma.vm_flags & VM_LOCKED:
-                    vma.vm_flags &= ~VM_LOCKED
                     self.munlock_vma_pages_range(vma, vma.vm_start, vma.vm_end)
             return
-        self.lru_add_drain_all()                      # "push cached pages to LRU"
+        self.lru_add_drain_all()                      # sys_mlock (2.6.32.70 mm/mlock.c:499): "flush pagevec"
         for vma in vmas:
+            if vma.vm_flags & VM_LOCKED:
+                continue
             vma.vm_flags |= VM_LOCKED
-            for addr in range(vma.vm_start, vma.vm_end, PAGE_SIZE):
+            self.__mlock_vma_pages_range(mm, vma)
+
+    def __mlock_vma_pages_range(self, mm: MmStruct, vma: Vma) -> None:
+        """``__mlock_vma_pages_range()`` (2.6.32.70 mm/mlock.c:157-241) for a writable private area:
+        ``get_user_pages(FOLL_WRITE)`` faults in 16 pages at a time (a page faulted now, into a
+        VM_LOCKED area, is mlocked by the fault itself: ``page_add_new_anon_rmap``), then
+        ``lru_add_drain()`` and ``mlock_vma_page`` for each (the pages that were there before).
+        ``Process.mlock`` checks the charges first, so a fault here does not fail; the kernel's
+        mlock at a limit would run the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails") and fail with EAGAIN."""
+        addrs = range(vma.vm_start, vma.vm_end, PAGE_SIZE)
+        for first in range(0, len(addrs), 16):
+            batch = addrs[first:first + 16]
+            for addr in batch:
                 if self.handle_mm_fault(mm, vma, addr, True) & VM_FAULT_OOM:
                     raise OutOfMemory(f"mlock: memcg {mm.memcg.name} is at its limit, or RAM is full", mm.memcg.name)
+            self.lru_add_drain()                      # "push cached pages to LRU"
+            for addr in batch:
                 self.mlock_vma_page(mm.pgtable[addr >> PAGE_SHIFT].page)

@@ -23,7 +23,15 @@ Model notes
   exactly the sign of ``memcmp`` over the full 4096 bytes (a longer stripped content has a non-zero
   byte where the shorter one has zeros).
 - One pagevec per CPU: CPU 0 runs the processes, CPU 1 runs ksmd (a simplification: the kernel's
-  processes and ksmd float between CPUs).
+  processes and ksmd float between CPUs). Whatever ksmd does (``ksm_do_scan``, and the COW faults of
+  its ``break_cow``) parks pages in CPU 1's pagevec; system calls (``MADV_UNMERGEABLE``, ``run=2``,
+  mlock, munlock, faults) in CPU 0's. ``Kernel.cpu`` is the CPU running now.
+- LRU lists: inactive_anon, active_anon and unevictable, with PG_lru, PG_active, PG_unevictable
+  and PG_mlocked kept as 2.6.32.70 keeps them; nothing is reclaimed, so an mlocked page that reached
+  an evictable list (see ``mlock_vma_page``) stays there.
+- PG_dirty: anonymous faults and COW set only the pte's dirty bit (``pte_mkdirty``,
+  ``memory.c.5ad64688-excerpts.c:190``, ``:472``), which ksmlab does not model; PG_dirty is set only
+  where the kernel sets it, on the old code's fresh kpage (``SetPageDirty``, ``ksm.c.before:959``).
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ __all__ = [
     "PG_lru", "PG_active", "PG_swapbacked", "PG_unevictable", "PG_mlocked", "Page", "ContentStore",
     "FrameAllocator", "Pagevec", "PageAnon", "PageKsm", "PageLRU", "PageMlocked", "PageLocked",
     "page_stable_node", "set_page_stable_node", "page_mapcount", "page_count", "page_mapped",
-    "page_to_pfn", "trylock_page", "lock_page", "unlock_page", "LRU_ACTIVE_ANON", "LRU_UNEVICTABLE",
+    "page_to_pfn", "trylock_page", "lock_page", "unlock_page", "LRU_INACTIVE_ANON", "LRU_ACTIVE_ANON",
+    "LRU_UNEVICTABLE", "PROCESS_CPU", "KSMD_CPU",
 ]
 
 PAGE_SHIFT = 12
@@ -68,8 +77,19 @@ FLAG_NAMES = (
     (PG_unevictable, "unevictable"), (PG_mlocked, "mlocked"),
 )
 
+LRU_INACTIVE_ANON = "inactive_anon"
 LRU_ACTIVE_ANON = "active_anon"
 LRU_UNEVICTABLE = "unevictable"
+
+#: ``-EBUSY``: what ``isolate_lru_page`` returns for a page on no LRU list.
+EBUSY = 16
+
+#: ``vm_flags`` bit VM_LOCKED (include/linux/mm.h; :mod:`ksmlab.mm` has the rest).
+VM_LOCKED = 0x00002000
+
+#: The CPU ksmd runs on, and the one the processes run on (see Model notes).
+PROCESS_CPU = 0
+KSMD_CPU = 1
 
 
 class Page:
@@ -397,10 +417,21 @@ class PageOps:
                 self.ev("__free_page", "page freed" if function == "put_page" else
                         f"page freed: {function}()'s put_page dropped its last reference", pfn=page.pfn)
 
-    # ------------------------------------------------------------ LRU and pagevecs (mm/swap.c)
+    # ------------------------------------------------------------ LRU and pagevecs (mm/swap.c, mm/vmscan.c)
+    #
+    # 2.6.32's LRU lists as far as anonymous pages go: inactive_anon, active_anon and unevictable.
+    # PG_lru says a page is on one of them, PG_active that it is (or was, while isolated) on the
+    # active one, PG_unevictable on the unevictable one (page_lru(), 2.6.32.70
+    # include/linux/mm_inline.h:80-93). No reclaim is modelled: nothing ever moves a page between
+    # lists except what is written here.
 
-    def lru_cache_add_lru(self, page: Page, lru: str, cpu: int) -> None:
-        """``lru_cache_add_lru()``: park ``page`` in this CPU's pagevec, holding a reference."""
+    def lru_cache_add_lru(self, page: Page, lru: str, cpu: int | None = None) -> None:
+        """``lru_cache_add_lru()`` (2.6.32.70 mm/swap.c:232-244, ``__lru_cache_add`` at :217-225):
+        clear PG_active / PG_unevictable, then park ``page`` in the pagevec of ``cpu`` (default:
+        the CPU running now, :attr:`cpu`), holding a reference; a full pagevec drains itself."""
+        if cpu is None:
+            cpu = self.cpu
+        page.flags &= ~(PG_active | PG_unevictable)
         pvec = self.pagevecs[cpu]
         page._count += 1
         page.pagevec = pvec
@@ -408,9 +439,10 @@ class PageOps:
         if len(pvec.pages) >= PAGEVEC_SIZE:
             self.__pagevec_lru_add(pvec)
 
-    def lru_add_drain(self, cpu: int) -> None:
-        """``lru_add_drain()``: put this CPU's parked pages on their LRU lists now."""
-        pvec = self.pagevecs[cpu]
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        """``lru_add_drain()`` (2.6.32.70 mm/swap.c:295-299): put this CPU's parked pages on their
+        LRU lists now (default: the CPU running now)."""
+        pvec = self.pagevecs[self.cpu if cpu is None else cpu]
         if pvec.pages:
             self.__pagevec_lru_add(pvec)
 
@@ -420,52 +452,150 @@ class PageOps:
             self.lru_add_drain(cpu)
 
     def __pagevec_lru_add(self, pvec: Pagevec) -> None:
-        """``____pagevec_lru_add()`` then ``release_pages()``: SetPageLRU, add, drop the reference."""
+        """``____pagevec_lru_add()`` then ``release_pages()`` (2.6.32.70 mm/swap.c:403-437): SetPageLRU,
+        SetPageActive for the active list, add, drop the pagevec's reference.
+
+        An mlocked page goes onto an evictable list like any other: ``mlock_vma_page`` could not
+        isolate it while it sat here. vmscan would cull it to the unevictable list when it next
+        scanned it (``cull_mlocked``, 2.6.32.70 mm/vmscan.c:780); no reclaim is modelled, so it stays.
+        """
         pages, pvec.pages = pvec.pages, []
         for page, lru in pages:
             page.pagevec = None
-            page.lru = lru                     # an mlocked page too: vmscan culls it later
+            page.lru = lru
             page.flags |= PG_lru
+            if lru == LRU_ACTIVE_ANON:
+                page.flags |= PG_active
             if self.tracing:
-                self.ev("lru_add_drain", f"page on the {lru} list, pagevec reference dropped", pfn=page.pfn)
+                if page.flags & PG_mlocked:
+                    self.ev("lru_add_drain", f"page on the {lru} list although PG_mlocked (mlock_vma_page could "
+                            "not isolate it in the pagevec): vmscan would cull it to the unevictable list "
+                            "(cull_mlocked), and until then it is mlocked on an evictable list; pagevec "
+                            "reference dropped", pfn=page.pfn, src="2.6.32.70 mm/vmscan.c:780")
+                else:
+                    self.ev("lru_add_drain", f"page on the {lru} list, pagevec reference dropped", pfn=page.pfn)
             self.put_page(page, "release_pages")
 
-    def mark_page_accessed(self, page: Page) -> None:
-        """``mark_page_accessed()``: referenced, then active (no reclaim is modelled)."""
-        page.flags |= PG_referenced
+    def add_page_to_unevictable_list(self, page: Page) -> None:
+        """``add_page_to_unevictable_list()`` (2.6.32.70 mm/swap.c:256-265): straight onto the
+        unevictable list, no pagevec."""
+        page.flags |= PG_unevictable | PG_lru
+        page.lru = LRU_UNEVICTABLE
 
-    # ------------------------------------------------------------ mlock (mm/mlock.c, simplified)
+    def isolate_lru_page(self, page: Page) -> int:
+        """``isolate_lru_page()`` (2.6.32.70 mm/vmscan.c:1040-1058): take a page off its LRU list
+        with a reference of its own; ``-EBUSY`` if it is on none (in a pagevec, say). PG_active and
+        PG_unevictable stay set (``del_page_from_lru_list`` does not clear them)."""
+        if page.lru is None or page._count == 0:
+            return -EBUSY
+        page._count += 1
+        page.flags &= ~PG_lru
+        page.lru = None
+        return 0
+
+    def page_evictable(self, page: Page, vma=None) -> bool:
+        """``page_evictable()`` (2.6.32.70 mm/vmscan.c:2729-2739): not mlocked, and, when a VMA is
+        given, not being mapped into a VM_LOCKED one (``is_mlocked_vma``, 2.6.32.70
+        mm/internal.h:95-107, which sets PG_mlocked on the way)."""
+        if page.flags & PG_mlocked:
+            return False
+        if vma is not None and vma.vm_flags & VM_LOCKED:     # is_mlocked_vma(): TestSetPageMlocked
+            page.flags |= PG_mlocked
+            return False
+        return True
+
+    def putback_lru_page(self, page: Page) -> None:
+        """``putback_lru_page()`` (2.6.32.70 mm/vmscan.c:520-581): an isolated page back onto an LRU.
+
+        An evictable page goes through ``lru_cache_add_lru``, so into the pagevec of the CPU running
+        now (active if it was active); an unevictable one straight onto the unevictable list. Then the
+        isolation's reference is dropped.
+        """
+        active = page.flags & PG_active                   # TestClearPageActive
+        page.flags &= ~(PG_active | PG_unevictable)
+        if self.page_evictable(page):
+            lru = LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON
+            self.lru_cache_add_lru(page, lru)
+            if self.tracing:
+                cpu = "ksmd's CPU" if self.cpu == KSMD_CPU else "the processes' CPU"
+                self.ev("putback_lru_page", f"evictable: lru_cache_add_lru({lru}) parks it in the pagevec of "
+                        f"{cpu} (+1 reference)",
+                        pfn=page.pfn, src="2.6.32.70 mm/vmscan.c:539")
+        else:
+            self.add_page_to_unevictable_list(page)
+        self.put_page(page, "putback_lru_page")
+
+    def mark_page_accessed(self, page: Page) -> None:
+        """``mark_page_accessed()`` (2.6.32.70 mm/swap.c:204-214): referenced; a second call on an
+        inactive LRU page activates it."""
+        if (not page.flags & (PG_active | PG_unevictable) and page.flags & PG_referenced
+                and page.lru is not None):
+            page.lru = LRU_ACTIVE_ANON                   # activate_page()
+            page.flags |= PG_active
+            page.flags &= ~PG_referenced
+        elif not page.flags & PG_referenced:
+            page.flags |= PG_referenced
+
+    # ------------------------------------------------------------ mlock (mm/mlock.c, mm/internal.h)
 
     def mlock_vma_page(self, page: Page, function: str = "mlock_vma_page") -> None:
-        """``mlock_vma_page()``: set PG_mlocked and move the page to the unevictable list.
+        """``mlock_vma_page()`` (2.6.32.70 mm/mlock.c:79-90): set PG_mlocked; if the page is on an
+        LRU list, isolate it and put it back, which puts it on the unevictable list.
 
-        The page must be on an LRU list to be isolated. A page still parked in a pagevec cannot be:
-        it keeps PG_mlocked and is later added to an evictable list, where vmscan finds it and culls
-        it to the unevictable list (``cull_mlocked``). The kernel survives that, and so does ksmlab,
-        except for the one case the old code's ``lru_add_drain()`` (``ksm.c.before:875``) existed to
-        prevent: ksmd's own freshly allocated kpage, still in ksmd's pagevec. There ksmlab stops, so
-        that leaving out that drain (``drop_lru_add_drain`` in allocate mode) shows what it was for.
+        A page that is not on an LRU list (parked in a pagevec: the old code's fresh kpage without
+        the ``lru_add_drain()`` of ``ksm.c.before:875``) cannot be isolated: it keeps PG_mlocked, goes
+        onto an evictable list when its pagevec drains, and waits there for vmscan to cull it. The
+        kernel runs on, and so does ksmlab; the trace says so.
         """
         if page.flags & PG_mlocked:
             return
         page.flags |= PG_mlocked
-        if page.lru is None:
-            if page.pagevec is not None and page.pagevec.cpu == 1:
-                raise KernelOops("mlock", function,
-                                 f"mlock_vma_page cannot isolate page {page.pfn}: it sits in ksmd's per-CPU "
-                                 "pagevec, not on the LRU, so the mlocked kpage will be left off the unevictable "
-                                 "list", page.pfn)
-            if self.tracing:
-                self.ev(function, f"mlock_vma_page cannot isolate page {page.pfn} (it is in a pagevec): it stays "
-                        "mlocked on an evictable list until vmscan culls it", pfn=page.pfn)
-            return
-        page.lru = LRU_UNEVICTABLE
-        page.flags |= PG_unevictable
+        if self.isolate_lru_page(page) == 0:
+            self.putback_lru_page(page)
+        elif self.tracing:
+            self.ev(function, f"mlock_vma_page cannot isolate page {page.pfn} (it is in a pagevec, on no LRU "
+                    "list): it stays PG_mlocked, goes to an evictable list when the pagevec drains, and "
+                    "vmscan culls it to the unevictable list later", pfn=page.pfn, src="2.6.32.70 mm/mlock.c:87")
 
     def munlock_vma_page(self, page: Page) -> None:
-        """``munlock_vma_page()``: clear PG_mlocked and put the page back on an evictable list."""
+        """``munlock_vma_page()`` (2.6.32.70 mm/mlock.c:110-141): clear PG_mlocked; if the page is on
+        an LRU list, isolate it, let ``try_to_munlock`` set PG_mlocked again if another VM_LOCKED
+        area still maps it, and put it back (``putback_lru_page``: an evictable page into the
+        pagevec of the CPU running now). A page in a pagevec just loses PG_mlocked."""
         if not page.flags & PG_mlocked:
             return
-        page.flags &= ~(PG_mlocked | PG_unevictable)
-        if page.lru == LRU_UNEVICTABLE:
-            page.lru = LRU_ACTIVE_ANON
+        page.flags &= ~PG_mlocked
+        if self.isolate_lru_page(page) == 0:
+            self.try_to_munlock(page)
+            self.putback_lru_page(page)
+
+    def clear_page_mlock(self, page: Page) -> None:
+        """``clear_page_mlock()`` (2.6.32.70 mm/internal.h:125-129, ``__clear_page_mlock`` at
+        2.6.32.70 mm/mlock.c:54-73): clear PG_mlocked and, if the page is on an LRU list, isolate it and put it
+        back. Unlike munlock, no ``try_to_munlock``: a page still mapped by other VM_LOCKED areas
+        just "reverts to lazy LRU behaviour"."""
+        if not page.flags & PG_mlocked:
+            return
+        page.flags &= ~PG_mlocked
+        if page.mapping_obj is None and not page.mapping_flags:      # truncated?
+            return
+        if self.isolate_lru_page(page) == 0:
+            self.putback_lru_page(page)
+
+    def try_to_munlock(self, page: Page) -> None:
+        """``try_to_munlock()`` (``rmap.c.after:1195-1205``): if any VM_LOCKED area still maps the
+        page, ``mlock_vma_page`` it again (``try_to_unmap_one`` with TTU_MUNLOCK). ksmlab looks for
+        such a pte in the VM_LOCKED areas of every live mm (the kernel walks the page's anon_vma,
+        or for a KSM page its stable node's rmap_items: the same ptes)."""
+        for mm in self.mmlist:
+            if mm.mm_users == 0:
+                continue
+            pgtable = mm.pgtable
+            for vma in mm.mmap:
+                if not vma.vm_flags & VM_LOCKED:
+                    continue
+                for vpn in range(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT):
+                    pte = pgtable.get(vpn)
+                    if pte is not None and pte.page is page:
+                        page.flags |= PG_mlocked      # mlock_vma_page(): the page is isolated, so that is all
+                        return

@@ -10,8 +10,7 @@ the race explorer (:mod:`ksmlab.race`) read.
 from __future__ import annotations
 
 from .errors import KernelOops
-from .page import (LRU_ACTIVE_ANON, LRU_UNEVICTABLE, PAGE_MAPPING_ANON, PAGE_MAPPING_FLAGS,
-                   PG_swapbacked, PG_unevictable, PG_lru, Page)
+from .page import LRU_ACTIVE_ANON, PAGE_MAPPING_ANON, PAGE_MAPPING_FLAGS, PG_swapbacked, Page
 
 __all__ = ["AnonVma", "RmapOps", "PAGE_LOCK_ANON_VMA_LOADS"]
 
@@ -57,17 +56,18 @@ class RmapOps:
     def page_add_new_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:
         """``page_add_new_anon_rmap()`` (``rmap.c.after:700-712``): first mapping of a new page.
 
-        The page goes to the faulting CPU's pagevec, or straight to the unevictable list when the
-        VMA is VM_LOCKED (``page_evictable``).
+        The page goes to the pagevec of the CPU running now (the faulting process's; ksmd's for the
+        COW of its ``break_cow``), or, in a VM_LOCKED area, straight to the unevictable list with
+        PG_mlocked set: ``page_evictable(page, vma)`` calls ``is_mlocked_vma``, which sets it
+        (``rmap.c.after:708-711``, 2.6.32.70 mm/internal.h:95-107).
         """
         page.flags |= PG_swapbacked
         page._mapcount = 0
         self.__page_set_anon_rmap(page, vma, address, vpn)
-        if vma.vm_flags & 0x2000:                      # VM_LOCKED: !page_evictable()
-            page.lru = LRU_UNEVICTABLE
-            page.flags |= PG_unevictable | PG_lru
+        if self.page_evictable(page, vma):
+            self.lru_cache_add_lru(page, LRU_ACTIVE_ANON)
         else:
-            self.lru_cache_add_lru(page, LRU_ACTIVE_ANON, cpu=0)
+            self.add_page_to_unevictable_list(page)
 
     def page_add_anon_rmap(self, page: Page, vma, address: int) -> None:
         """``page_add_anon_rmap()`` (``rmap.c.after:673-687``): only mapcount for a PageKsm page."""

@@ -624,6 +624,18 @@ def test_mlocked_pages_merge_and_the_mlock_moves_to_the_kpage(mode):
         assert kpage.pfn == pfns[1]
     else:
         assert kpage.pfn not in pfns
+    # The pages merged onto a KSM page that is already mlocked stay in ksmd's pagevec, unmapped and
+    # uncharged: munlock_vma_page (2.6.32.70 mm/mlock.c:110-141) isolates the old page and
+    # putback_lru_page puts it back with lru_cache_add_lru (2.6.32.70 mm/vmscan.c:539), into the
+    # pagevec of the CPU running ksmd, +1 reference. Page 0 (the tree page, merged second) and page 2
+    # (merged through the stable tree) are such pages in both modes. Page 1 is the kpage itself
+    # (upgrade), or (allocate) was munlocked while the fresh kpage was not yet mlocked, so the old
+    # lru_add_drain() (ksm.c.before:875) drained it right away and ksm_do_scan's put_page freed it.
+    held = {pfns[0], pfns[2]}
+    assert in_use_pfns(m) == {kpage.pfn} | held
+    assert all(m.kernel.frames.mem_map[pfn].pagevec is m.kernel.pagevecs[1] for pfn in held)
+    assert m.memcg_usage()[None] == len(held) + (1 if mode == "allocate" else 0)
+    m.ksmd.run(full_scans=1)                  # the next pass begins with the pagevecs drained: freed
     assert in_use_pfns(m) == {kpage.pfn}
 
 
@@ -838,7 +850,6 @@ BROKEN = [
     pytest.param("upgrade", {"drop_put_page": False}, False, "Bad page state", id="upgrade-keeps-put_page"),
     pytest.param("upgrade", {"vm_locked_kpage_guard": False}, True, "NULL pointer dereference",
                  id="upgrade-without-kpage-guard"),
-    pytest.param("allocate", {"drop_lru_add_drain": True}, True, "mlock", id="allocate-without-lru_add_drain"),
 ]
 
 
@@ -902,6 +913,39 @@ def test_broken_hunk_combination_oopses_and_stays_inspectable(mode, hunks, mlock
 
 def test_safe_modes_report_no_unsafe_reasons():
     assert Machine(mode="upgrade").unsafe == [] and Machine(mode="allocate").unsafe == []
+
+
+def test_the_old_code_without_its_lru_add_drain_runs_on_with_an_mlocked_kpage_on_the_active_list():
+    """Allocate mode without the lru_add_drain() of ksm.c.before:875, two identical mlocked pages.
+
+    Pass 2, p1 meets p0 in the unstable tree: alloc_page gives kpage, lru_cache_add_lru parks it in
+    ksmd's pagevec (ksm.c.before:963), replace_page maps p1's pte to it. The VM_LOCKED block
+    (ksm.c.before:871-880): munlock_vma_page(p1's page); kpage is not mlocked, so - with no drain -
+    mlock_vma_page(kpage): TestSetPageMlocked, then isolate_lru_page fails, as kpage is on no LRU list
+    (2.6.32.70 mm/mlock.c:79-90, mm/vmscan.c:1040-1058). No oops: kpage is PG_mlocked in a pagevec.
+    When that pagevec drains (here, as the next pass begins), ____pagevec_lru_add puts it on the
+    active anon list with PG_lru and PG_active (2.6.32.70 mm/swap.c:403-437), PG_mlocked still set;
+    vmscan would cull it to the unevictable list (cull_mlocked, 2.6.32.70 mm/vmscan.c:780), and
+    no reclaim runs here. The trace says both."""
+    from ksmlab.page import LRU_ACTIVE_ANON, PG_active, PG_unevictable
+    m = Machine(mode="allocate", hunks={"drop_lru_add_drain": True})
+    assert m.unsafe == []
+    p = m.spawn("p")
+    a = p.mmap(2)
+    fill(p, a, [b"twin", b"twin"])
+    p.mlock(a, 2 * PAGE_SIZE)
+    p.madvise(a, 2 * PAGE_SIZE, MERGEABLE)
+    scan(m, 2)
+    assert stats(m, pages_shared=0, pages_sharing=0) == {"pages_shared": 1, "pages_sharing": 1}
+    kpage = p.page_at(a)
+    assert kpage.flags & PG_mlocked and kpage.pagevec is m.kernel.pagevecs[1] and kpage.lru is None
+    assert any("cannot isolate" in e.what and e.pfn == kpage.pfn for e in m.trace)
+    m.ksmd.scan(pages=1)                          # the next pass begins: drain_before_pass
+    m.validate()
+    assert kpage.lru == LRU_ACTIVE_ANON and kpage.flags & PG_mlocked and kpage.flags & PG_active
+    assert not kpage.flags & PG_unevictable
+    assert any("although PG_mlocked" in e.what and e.pfn == kpage.pfn for e in m.trace)
+    assert m.oops is None
 
 
 # --------------------------------------------------------------------------- run=2 at a limit, and out of RAM

@@ -158,8 +158,11 @@ def combo_id(switches: dict) -> str:
     return "-".join(f"{name}={int(on)}" for name, on in switches.items())
 
 
-def test_there_are_eight_safe_combinations():
-    assert len(SAFE) == 8
+def test_there_are_twelve_safe_combinations():
+    # upgrade_in_place needs drop_put_page and the 'kpage &&' guard (2 of 5 fixed: 2**2 = 4 settings
+    # of drop_lru_add_drain, access_once); the old code needs its put_page(kpage) (2**3 = 8 settings
+    # of the guard, the drain and access_once): leaving out lru_add_drain() is no oops (issue 7, item 10)
+    assert len(SAFE) == 12
     assert {"upgrade_in_place": False, "vm_locked_kpage_guard": False, "drop_lru_add_drain": False,
             "drop_put_page": False, "access_once": False} in SAFE
     assert {name: True for name in SAFE[0]} in SAFE
@@ -227,9 +230,12 @@ def test_modes_agree_on_the_counters(ops):
         ran_new = new.apply(op)
         assert ran_old == ran_new, op
         assert old.m.ksm_stats() == new.m.ksm_stats(), (op, old.m.ksm_stats(), new.m.ksm_stats())
-        # ... and with whole passes over drained pagevecs, nothing in upgrade mode is ever charged to
-        # no cgroup: the KSM page is an ordinary, charged anon page (ksm.c.after:938-965)
-        assert new.m.memcg_usage()[None] == 0, (op, new.m.memcg_usage())
+        # ... and with whole passes over drained pagevecs, nothing mapped in upgrade mode is ever
+        # charged to no cgroup: the KSM page is an ordinary, charged anon page (ksm.c.after:938-965).
+        # Pages a munlock_vma_page put back through ksmd's pagevec after an mlocked merge (2.6.32.70
+        # mm/vmscan.c:539) are in use, unmapped and uncharged until it drains.
+        assert all(page.memcg is not None or (page._mapcount < 0 and page.pagevec is not None)
+                   for page in new.m.pages_in_use()), (op, new.m.memcg_usage())
         # the same processes map the same addresses
         for name, p in old.m.processes.items():
             q = new.m.process(name)

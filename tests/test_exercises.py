@@ -133,7 +133,10 @@ def test_e5_names_the_choices(truths):
         check.e5(answer)
     assert "must be one of 'BUG_ON'" in str(e.value) and "'no oops', spelled exactly so" in str(e.value)
     assert set(truths["e5"].values()) <= set(check.E5_CHOICES)
-    assert "no oops" in truths["e5"].values() and len(set(truths["e5"].values())) == 4
+    # Bad page state, NULL pointer dereference, and three that run on (the old lru_add_drain() left
+    # out is no oops: mlock_vma_page just cannot isolate the kpage, 2.6.32.70 mm/mlock.c:79-90)
+    assert "no oops" in truths["e5"].values() and len(set(truths["e5"].values())) == 3
+    assert list(truths["e5"].values()).count("no oops") == 3
 
 
 def test_unknown_exercise():

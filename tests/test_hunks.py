@@ -42,7 +42,7 @@ def test_modes_set_every_switch_and_overrides_apply():
 
 def test_safe_combinations_are_the_two_modes_and_their_harmless_variations():
     safe = safe_combinations()
-    assert len(safe) == 8
+    assert len(safe) == 12           # 4 upgrade settings + 8 allocate ones (see test_engine_properties)
     assert resolve_switches("upgrade", None) in safe and resolve_switches("allocate", None) in safe
     assert all(not unsafe_reasons(s) for s in safe)
     # access_once never matters to the engine's steps; the lru_add_drain only matters to allocate

@@ -64,8 +64,8 @@ def test_upgrade_mode_merge_sequence():
         ("write_protect_page", "b", 2, None),
         ("set_page_stable_node", "b", 2, "h2"),                 # b's own page becomes the KSM page
         ("write_protect_page", "a", 1, None),
-        ("mem_cgroup_uncharge_page", None, 1, None),            # a's page loses its last pte: A uncharged
-        ("replace_page", "a", 2, None),                         # a now maps b's page
+        ("replace_page", "a", 2, None),                         # a now maps b's page (the pte switch, :818-819)
+        ("mem_cgroup_uncharge_page", None, 1, None),            # then page_remove_rmap (:821): A uncharged
         ("__free_page", None, 1, None),                         # put_page(tree_page) frees a's page
         ("remove_rmap_item_from_tree", "a", None, None),
         ("stable_tree_insert", None, 2, None),
@@ -92,11 +92,11 @@ def test_allocate_mode_merge_sequence():
         ("copy_user_highpage", "b", 3, "h5"),
         ("lru_cache_add_lru", None, 3, "h5"),
         ("write_protect_page", "b", 2, None),
-        ("mem_cgroup_uncharge_page", None, 2, None),            # b's page unmapped: B uncharged
-        ("replace_page", "b", 3, None),
+        ("replace_page", "b", 3, None),                         # the pte switch (ksm.c.before:818-819)
+        ("mem_cgroup_uncharge_page", None, 2, None),            # then page_remove_rmap: B uncharged
         ("write_protect_page", "a", 1, None),
-        ("mem_cgroup_uncharge_page", None, 1, None),            # a's page unmapped: A uncharged
         ("replace_page", "a", 3, None),
+        ("mem_cgroup_uncharge_page", None, 1, None),            # a's page unmapped: A uncharged
         ("__free_page", None, 1, None),                         # put_page(tree_page)
         ("remove_rmap_item_from_tree", "a", None, None),
         ("stable_tree_insert", None, 3, None),

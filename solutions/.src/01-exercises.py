@@ -183,8 +183,8 @@ check.e4(answer)
 # - `Machine(mode="allocate", hunks={"drop_put_page": True})`: the old allocation, without its
 #   `put_page(kpage)`
 #
-# `"mlock"` is ksmlab's own name: the kernel does not crash there, but it leaves an mlocked page off
-# the unevictable list, and ksmlab stops to show it.
+# `"no oops"` means the kernel runs on: the combination may still do something the commit's authors
+# would not want (the trace and `m.validate()` show what).
 
 # %%
 check.E5_CHOICES
@@ -193,7 +193,7 @@ check.E5_CHOICES
 answer = {
     "upgrade, keeping put_page(kpage)": "Bad page state",  # SOLUTION
     "upgrade, without 'kpage &&' in the VM_LOCKED test": "NULL pointer dereference",  # SOLUTION
-    "allocate, without lru_add_drain()": "mlock",  # SOLUTION
+    "allocate, without lru_add_drain()": "no oops",  # SOLUTION
     "upgrade, keeping lru_add_drain()": "no oops",  # SOLUTION
     "allocate, without put_page(kpage)": "no oops",  # SOLUTION
 }
@@ -205,10 +205,13 @@ check.e5(answer)
 # still mapped, and the page allocator's `free_pages_check` reports a bad page state (ksmlab stops at
 # the underflow). Without `kpage &&`, the first merge (`kpage` = NULL) of an mlocked page calls
 # `PageMlocked(NULL)`: a NULL pointer dereference. Without `lru_add_drain()`, the fresh kpage is still in
-# the pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it: it is not moved to the
-# unevictable list, but goes onto the active anon list when the pagevec drains and stays there until
-# reclaim finds it mlocked (ksmlab stops there with kind `"mlock"`). Keeping `lru_add_drain()` in the
-# upgrade costs a drain and nothing else: no page was allocated. Dropping `put_page(kpage)` from the old
+# ksmd's pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it (`2.6.32.70
+# mm/mlock.c:79-90`): it keeps `PG_mlocked` but is not moved to the unevictable list; it goes onto the
+# active anon list when the pagevec drains, and vmscan would cull it to the unevictable list when it
+# next scans it (`cull_mlocked`, `2.6.32.70 mm/vmscan.c:780`). No crash: the kernel runs on, and the
+# trace shows the page arriving on the active list mlocked. Keeping `lru_add_drain()` in the upgrade
+# changes nothing here: the drain runs only when kpage is not mlocked yet (`ksm.c.before:873-875`), and
+# in this scenario kpage is one of the two mlocked pages, so the line is never reached. Dropping `put_page(kpage)` from the old
 # code crashes nothing, but every KSM page keeps a reference nobody will drop: it can never be freed
 # (`m.validate()` reports the leak).
 
