@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 01 · "ksm: share anon page without allocating", hunk by hunk
 #
-# Hugh Dickins' commit 80e14822 (Linux 2.6.33, November 2009) changed how ksmd merges two identical
+# Hugh Dickins' commit 80e14822 (posted on 24 November 2009, merged in the 2.6.33 merge window) changed how ksmd merges two identical
 # anonymous pages. **Before**, it allocated a fresh page, copied into it, and pointed both users at the
 # copy, a page no memory cgroup was ever charged for. **After**, it upgrades one of the two existing
 # pages in place to a KSM page, so the merged page keeps the memory-cgroup charge it already had.
@@ -202,11 +202,20 @@ try_it("upgrade", {})
 # The old code called `lru_add_drain()` before `mlock_vma_page(kpage)` (`ksm.c.before:875`). Its
 # freshly allocated kpage was still parked in ksmd's per-CPU pagevec, so it could not be isolated from
 # the LRU. The upgraded page has been on the LRU all along, so the drain could go. Removing it from the
-# *old* code shows what it was for:
+# *old* code crashes nothing: `mlock_vma_page` sets `PG_mlocked` but cannot isolate the kpage
+# (`2.6.32.70 mm/mlock.c:79-90`), so the kpage reaches the active list, mlocked, when the pagevec
+# drains, and waits there until vmscan culls it to the unevictable list (`2.6.32.70 mm/vmscan.c:780`).
+# The trace says so:
 
 # %%
 try_it("allocate", {"drop_lru_add_drain": True})
 try_it("allocate", {})
+m = Machine(mode="allocate", hunks={"drop_lru_add_drain": True})
+locked(m)
+m.ksmd.scan(pages=1)                   # the next pass begins: the pagevecs drain
+for event in m.trace:
+    if "cannot isolate" in event.what or "although PG_mlocked" in event.what:
+        print(event)
 
 # %% [markdown]
 # ## After the merge: who pays when someone writes?

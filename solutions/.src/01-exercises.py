@@ -205,8 +205,8 @@ check.e5(answer)
 # still mapped, and the page allocator's `free_pages_check` reports a bad page state (ksmlab stops at
 # the underflow). Without `kpage &&`, the first merge (`kpage` = NULL) of an mlocked page calls
 # `PageMlocked(NULL)`: a NULL pointer dereference. Without `lru_add_drain()`, the fresh kpage is still in
-# ksmd's pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it (`2.6.32.70
-# mm/mlock.c:79-90`): it keeps `PG_mlocked` but is not moved to the unevictable list; it goes onto the
+# ksmd's pagevec, off every LRU list, when `mlock_vma_page` tries to isolate it
+# (`2.6.32.70 mm/mlock.c:79-90`): it keeps `PG_mlocked` but is not moved to the unevictable list; it goes onto the
 # active anon list when the pagevec drains, and vmscan would cull it to the unevictable list when it
 # next scans it (`cull_mlocked`, `2.6.32.70 mm/vmscan.c:780`). No crash: the kernel runs on, and the
 # trace shows the page arriving on the active list mlocked. Keeping `lru_add_drain()` in the upgrade
