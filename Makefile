@@ -7,6 +7,7 @@
 #   make properties   the long property runs (crc32 vs jhash2 lockstep, PROPERTY_EXAMPLES per mode)
 #   make notebooks    write notebooks/ and solutions/ from their .src/ sources (jupytext), execute them, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
+#   make solutions    rebuild and re-execute solutions/*.ipynb from solutions/.src (jupytext), then exercises/
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
 #   make clean   remove .venv and build/test leftovers
 #
@@ -26,7 +27,7 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises properties
+.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises solutions properties
 
 help:
 	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -99,7 +100,7 @@ NBVAL_ARGS = $(if $(NOTEBOOK_DIRS),--nbval --nbval-current-env --nbval-sanitize-
 
 # pytest exits 5 when it collected nothing: that is a broken test setup, so it
 # fails the target with a message instead of passing quietly.
-test: $(STAMP) $(LAB_OVERRIDES)
+test: $(STAMP) $(LAB_OVERRIDES) $(NBGRADER_STAMP)
 	@mkdir -p $(TEST_HOME)
 	$(TEST_ENV) $(BIN)/python -m pytest tests/ $(NBVAL_ARGS) $(PYTEST_ARGS) || { \
 	  rc=$$?; \
@@ -113,6 +114,15 @@ PROPERTY_EXAMPLES ?= 2000
 properties: $(STAMP)
 	KSMLAB_LOCKSTEP_EXAMPLES=$(PROPERTY_EXAMPLES) $(BIN)/python -m pytest tests/test_checksum_lockstep.py -q \
 	  -p no:cacheprovider --hypothesis-show-statistics
+
+# nbgrader, for tests/test_nbgrader.py (it runs the real generate_assignment on solutions/), lives
+# in a venv of its own: its pins are not the lab's. Built once, reused while its constraints hold.
+NBGRADER_VENV  := $(VENV)/nbgrader
+NBGRADER_STAMP := $(NBGRADER_VENV)/.installed
+$(NBGRADER_STAMP): constraints-nbgrader.txt
+	@test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/python -m pip install --quiet -c constraints-nbgrader.txt nbgrader
+	@touch $@
 
 # --- benchmarks -------------------------------------------------------------------
 bench: $(STAMP)
@@ -158,6 +168,12 @@ NB ?=
 notebooks: $(STAMP)
 	@mkdir -p $(TEST_HOME)
 	$(TEST_ENV) $(BIN)/python tools/notebooks.py build $(NB)
+	$(MAKE) exercises
+
+# The masters alone (solutions/.src -> solutions/*.ipynb, executed), then exercises/.
+solutions: $(STAMP)
+	@mkdir -p $(TEST_HOME)
+	$(TEST_ENV) $(BIN)/python tools/notebooks.py build solutions/.src/*.py
 	$(MAKE) exercises
 
 # The students' notebooks: the masters with their answers blanked (ksmlab/exercises.py).

@@ -5,6 +5,7 @@
     python -m ksmlab real --all           every scenario; a one-line verdict each
     python -m ksmlab real --recorded ...  compare with the recorded observations instead of the live kernel
     python -m ksmlab real --record        (root) refresh ksmlab/data/observations/linux-<release>.json
+    python -m ksmlab quiz --seed N [--answers] [--level 1|2|3]   a seeded random problem (ksmlab.quiz)
 
 Exit status: 0 when both sides agree, 1 when they differ or a side could not run.
 """
@@ -57,8 +58,10 @@ def _cells(r: dict | None) -> str:
     return "".join(f"{r[k] if r else '-':>5}" for k in COLS)
 
 
-def show(name: str, recorded: bool, out=sys.stdout) -> bool:
-    """Print both sides of one scenario step by step; True when they agree."""
+def show(name: str, recorded: bool, out=None) -> bool:
+    """Print both sides of one scenario step by step (to ``out``, default the current sys.stdout);
+    True when they agree."""
+    out = sys.stdout if out is None else out
     kern, kdesc, release = kernel_side(name, recorded)
     eng, edesc = engine_side(name, release)
     say = lambda *a: print(*a, file=out)  # noqa: E731
@@ -98,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--all", action="store_true", help="run every scenario")
     real.add_argument("--recorded", action="store_true", help="use the recorded observations, not the live kernel")
     real.add_argument("--record", action="store_true", help="refresh the recorded observations (root, live KSM)")
+    from ksmlab import quiz
+    quiz.add_arguments(sub.add_parser("quiz", help="a seeded random problem and its questions (--answers: and answers)"))
     args = parser.parse_args(argv)
+    if args.command == "quiz":
+        return quiz.run(args)
 
     if args.list:
         width = max(map(len, sc.SCENARIOS))

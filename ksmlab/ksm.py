@@ -167,6 +167,9 @@ def memcmp_pages(page1: Page, page2: Page) -> int:
 class KsmOps:
     """Mixin: everything in mm/ksm.c, on the kernel object (``self``)."""
 
+    #: Runs in place of try_to_merge_two_pages's body when set (see there); ``None``: the engine's own.
+    try_to_merge_two_pages_hook = None
+
     def _src(self, before: int, after: int) -> str:
         if self.upgrade_in_place:
             return f"ksm.c.after:{after}"
@@ -528,6 +531,13 @@ class KsmOps:
         ``tree_page`` is merged onto it: no allocation, and the KSM page keeps ``page``'s memcg
         charge. Before it (``ksm.c.before:928-989``) a new uncharged page was allocated, ``page``
         copied into it, and both merged onto the copy.
+
+        The practice hook (no kernel analogue): when ``self.try_to_merge_two_pages_hook`` is set to
+        a function ``hook(k, rmap_item, page, tree_rmap_item, tree_page)``, it runs in place of the
+        body after the ``max_kernel_pages`` test, with ``k`` this kernel (so it can call
+        ``k.try_to_merge_with_ksm_page``, ``k.break_cow``, ...), and what it returns (the KSM page,
+        or ``None``) is returned. Exercise 06 runs a student's version of this function through it
+        (:mod:`ksmlab.check`); unset (``None``, the default) nothing changes.
         """
         if self.ksm_max_kernel_pages and self.ksm_max_kernel_pages <= self.ksm_pages_shared:
             if self.tracing:
@@ -535,6 +545,8 @@ class KsmOps:
                         f"({self.ksm_max_kernel_pages})", mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK,
                         src=self._src(942, 949))
             return None
+        if self.try_to_merge_two_pages_hook is not None:
+            return self.try_to_merge_two_pages_hook(self, rmap_item, page, tree_rmap_item, tree_page)
         if self.upgrade_in_place:
             if self.tracing:
                 self.ev("try_to_merge_two_pages", "upgrade the scanned page in place, then merge the tree "
