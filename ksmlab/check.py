@@ -250,11 +250,13 @@ def _texts(exercise: str) -> tuple[list[str], str]:
            "drops the allocation's at the end."),
         "05.2": ([
             "Read the lines that hunk h5 removes (ksm.c.before:957-963): which flags did the old code set "
-            "on its fresh page?",
+            "on its fresh page, and which list does lru_cache_add_lru put it on at once?",
             "The upgraded page was faulted in by the process: which flags did do_anonymous_page give it "
-            "(memory.c.5ad64688-excerpts.c)? And which LRU list is it on after the pass's drain?",
-        ], "The old code had to make its fresh copy look like a faulted anonymous page (dirty, uptodate, "
-           "swapbacked, on the LRU); the upgraded page already is one, so the commit drops those lines."),
+            "(memory.c.5ad64688-excerpts.c)? Where does a written anonymous page keep its dirtiness, and "
+            "does write_protect_page (ksm.c.after:727-770) move it?",
+        ], "The old code made its fresh copy look like a faulted anonymous page (dirty, uptodate, "
+           "swapbacked), parked in a pagevec off the LRU; the upgraded page already is uptodate, swapbacked "
+           "and on the LRU, and its dirtiness stays in the pte."),
         "06.1": ([
             "Look for the functions that appear in only one of the two traces.",
             "Match each marked line with the lines of the diff (ksmlab.hunks.hunks(), or lesson 06): which "

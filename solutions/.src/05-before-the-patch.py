@@ -98,7 +98,7 @@ answer = {
 ### BEGIN SOLUTION
 answer = {
     "allocate": {"dirty": True, "uptodate": True, "swapbacked": True, "lru": False, "mlocked": False},
-    "upgrade": {"dirty": True, "uptodate": True, "swapbacked": True, "lru": True, "mlocked": False},
+    "upgrade": {"dirty": False, "uptodate": True, "swapbacked": True, "lru": True, "mlocked": False},
 }
 ### END SOLUTION
 
@@ -114,9 +114,12 @@ hint("05.2")   # run this cell again for the next hint
 # %% [markdown] nbgrader={"grade": true, "grade_id": "why-05-2", "locked": false, "points": 0, "schema_version": 3, "solution": true}
 # **Why** (05.2).
 # <!-- ### BEGIN SOLUTION -->
-# The old code set `SetPageDirty`, `__SetPageUptodate` and `SetPageSwapBacked` on its fresh copy so that it
-# would look like a faulted anonymous page, and `lru_cache_add_lru` only parks it in a pagevec: until the
-# next drain it is on no LRU list. The upgraded page was faulted in by the process
-# (`do_anonymous_page`: uptodate, swapbacked, dirty from the write) and has been on the LRU since the
-# drain that began the pass, which is why the commit can drop those lines.
+# The old code set `SetPageDirty`, `__SetPageUptodate` and `SetPageSwapBacked` on its fresh copy
+# (`ksm.c.before:959-961`) so that it would look like a faulted anonymous page, and `lru_cache_add_lru`
+# only parks it in ksmd's pagevec: until the next drain it is on no LRU list. The upgraded page was
+# faulted in by the process: `do_anonymous_page` made it uptodate and swapbacked and put it on the LRU
+# (drained as the pass began). It is not `PG_dirty`: its dirtiness is in the pte's dirty bit, and the
+# 2009 `write_protect_page` does not move that bit to the page (`ksm.c.after:727-770`; today's does,
+# `ksm.c.6.12.117:1310-1311`). So the commit drops the three lines, and its KSM page is dirty only in the
+# pte, where the old copy was marked dirty outright.
 # <!-- ### END SOLUTION -->

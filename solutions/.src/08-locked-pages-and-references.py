@@ -102,8 +102,8 @@ hint("08.1")   # run this cell again for the next hint
 # - `Machine(mode="allocate", hunks={"drop_put_page": True})`: the old allocation, without its
 #   `put_page(kpage)`
 #
-# `"mlock"` is ksmlab's own name: the kernel does not crash there, but it leaves an mlocked page off the
-# unevictable list, and ksmlab stops to show it.
+# `"no oops"` means the merge runs on: a combination may still be wrong without crashing (then
+# `m.validate()` may say what is off).
 
 # %%
 from ksmlab.check import E5_CHOICES
@@ -121,7 +121,7 @@ answer = {
 answer = {
     "upgrade, keeping put_page(kpage)": "Bad page state",
     "upgrade, without 'kpage &&' in the VM_LOCKED test": "NULL pointer dereference",
-    "allocate, without lru_add_drain()": "mlock",
+    "allocate, without lru_add_drain()": "no oops",
     "upgrade, keeping lru_add_drain()": "no oops",
     "allocate, without put_page(kpage)": "no oops",
 }
@@ -143,11 +143,13 @@ hint("08.2")   # run this cell again for the next hint
 # the KSM page has fewer references than ptes, so the next unmap would free a page that is still mapped
 # (the page allocator's bad page state; ksmlab stops at the underflow). Without `kpage &&`, the first
 # merge (`kpage` = NULL) of an mlocked page calls `PageMlocked(NULL)`: a NULL pointer dereference.
-# Without `lru_add_drain()`, the fresh kpage is still in the pagevec, off every LRU list, when
-# `mlock_vma_page` tries to isolate it, so it does not reach the unevictable list. Keeping
-# `lru_add_drain()` in the upgrade costs a drain and nothing else. Dropping `put_page(kpage)` from the old
-# code crashes nothing, but every KSM page keeps a reference nobody will drop: it can never be freed
-# (`m.validate()` reports the leak).
+# Without `lru_add_drain()`, the old code's fresh kpage is still in ksmd's pagevec when `mlock_vma_page`
+# tries to isolate it (`2.6.32.70 mm/mlock.c:79-90`): that fails quietly, and the mlocked page reaches
+# an evictable list when the pagevec drains, where vmscan culls it later: no crash. In the upgrade the
+# kpage is one of the two mlocked pages, so the drain's line is never reached. Dropping `put_page(kpage)`
+# from the old code crashes nothing, but every KSM page keeps a reference nobody will drop: it can never
+# be freed (`m.validate()` reports the leak). So two of the commit's changes are each needed for the
+# upgrade to be safe.
 # <!-- ### END SOLUTION -->
 
 # %% [markdown]
