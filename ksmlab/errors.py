@@ -13,11 +13,13 @@
   machine stops and stays inspectable. A combination that only changes which LRU list a page
   reaches (the old code without its ``lru_add_drain()``) is no oops: the kernel runs on.
 - :class:`InvariantViolation`: :meth:`ksmlab.Machine.validate` found a broken invariant.
+- :class:`RunStopped`: ``ksmd.run()`` stopped before its condition held (a bound was reached, or
+  no mm was left to scan). Not bad input: the run did scan, and the exception says how far.
 """
 
 from __future__ import annotations
 
-__all__ = ["KsmlabError", "OutOfMemory", "KernelOops", "InvariantViolation"]
+__all__ = ["KsmlabError", "OutOfMemory", "KernelOops", "InvariantViolation", "RunStopped"]
 
 
 class KsmlabError(ValueError):
@@ -57,3 +59,20 @@ class InvariantViolation(AssertionError):
     def __init__(self, invariant: str, message: str):
         super().__init__(f"{invariant}: {message}")
         self.invariant = invariant
+
+
+class RunStopped(RuntimeError):
+    """``ksmd.run()`` stopped, at an rmap_item boundary, before ``full_scans`` passes were done or
+    ``until`` held. The machine is consistent (``validate()`` passes) and ksmd can run on.
+
+    ``reason`` is ``"max_pages"`` or ``"max_passes"`` (the run's bound was reached) or
+    ``"no mm left"`` (every mm exited or unmapped its mergeable areas and was reaped: ksmd sleeps,
+    ``ksm.c.after:1413``); ``visited`` counts the rmap_items this run visited, ``passes`` the full
+    scans it completed.
+    """
+
+    def __init__(self, message: str, reason: str, visited: int, passes: int):
+        super().__init__(message)
+        self.reason = reason
+        self.visited = visited
+        self.passes = passes

@@ -22,7 +22,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Mapping
 
-from .errors import KernelOops, KsmlabError, OutOfMemory
+from .errors import KernelOops, KsmlabError, OutOfMemory, RunStopped
 from .hunks import resolve_switches, unsafe_reasons
 from .kernel import Kernel
 from .ksm import KSM_RUN_MERGE, KSM_RUN_UNMERGE
@@ -35,10 +35,14 @@ from .trace import TRACE_LIMIT, Trace
 #: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
 MMAP_MIN_ADDR = 0x10000
 
-__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES"]
+__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES", "DEFAULT_MAX_PAGES", "DEFAULT_MAX_PASSES"]
 
 #: 1 GiB of simulated RAM.
 DEFAULT_RAM_PAGES = 262_144
+
+#: ``Ksmd.run``'s default bounds: rmap_items visited, and full scans completed, in one call.
+DEFAULT_MAX_PAGES = 10_000_000
+DEFAULT_MAX_PASSES = 1_000
 
 _ADVICE = ("MADV_MERGEABLE", "MADV_UNMERGEABLE")
 
@@ -611,41 +615,85 @@ class Ksmd:
         self._check_can_run()
         return self.machine._run_kernel(self.machine.kernel.ksm_do_scan, pages)
 
-    def run(self, full_scans: int | None = None, until: Callable | None = None, max_pages: int = 10_000_000) -> int:
+    def run(self, full_scans: int | None = None, until: Callable | None = None,
+            max_pages: int | None = DEFAULT_MAX_PAGES, max_passes: int | None = DEFAULT_MAX_PASSES) -> int:
         """Run batches of ``pages_to_scan`` until ``full_scans`` more passes are done, or — with
-        ``until`` — one rmap_item at a time until ``until(machine)`` is true. Returns items visited."""
+        ``until`` — one rmap_item at a time until ``until(machine)`` is true. Returns items visited.
+
+        Every run is bounded: it visits at most ``max_pages`` rmap_items (default
+        :data:`DEFAULT_MAX_PAGES`, 10,000,000) and completes at most ``max_passes`` full scans
+        (default :data:`DEFAULT_MAX_PASSES`, 1,000; a pass that visits no rmap_item still counts, as
+        the kernel's ``full_scans`` does); ``None`` lifts a bound. ``full_scans`` more than
+        ``max_passes`` is refused up front. A run that reaches a bound, or finds no mm left to scan
+        (ksmd would sleep), before its condition holds raises :class:`~ksmlab.RunStopped` saying how
+        far it got (``visited``, ``passes``, ``reason``); it stops at an rmap_item boundary (with
+        ``full_scans``, a batch boundary) and the machine is consistent. ``KsmlabError`` means bad
+        input, raised before anything ran.
+        """
         if (full_scans is None) == (until is None):
             raise KsmlabError("say how far to run: ksmd.run(full_scans=N) or ksmd.run(until=lambda m: ...)")
         if until is not None and not callable(until):
             raise KsmlabError(f"until must be a function of the machine, not {until!r}")
+        if max_pages is not None:
+            _check_int(max_pages, "max_pages", minimum=1)
+        if max_passes is not None:
+            _check_int(max_passes, "max_passes", minimum=1)
         if full_scans is not None:
             _check_int(full_scans, "full_scans")
+            if max_passes is not None and full_scans > max_passes:
+                raise KsmlabError(f"full_scans={full_scans} is more than max_passes={max_passes}: pass a larger "
+                                  "max_passes (or None) if you mean it")
+            if full_scans and self.machine.kernel.ksm_thread_pages_to_scan == 0:
+                raise KsmlabError("pages_to_scan is 0: ksmd would never get anywhere; set m.sysfs['pages_to_scan']")
+        elif max_pages is None and max_passes is None:
+            raise KsmlabError("ksmd.run(until=...) needs a bound: max_pages or max_passes (or both) must be an int")
         self._check_can_run()
         with _gc_paused():
-            return self._run(full_scans, until, max_pages)
+            return self._run(full_scans, until, max_pages, max_passes)
 
-    def _run(self, full_scans, until, max_pages) -> int:
+    def _stopped(self, reason: str, visited: int, passes: int, goal: str):
+        bound = {"max_pages": "it had visited max_pages rmap_items", "max_passes": "it had done max_passes full scans",
+                 "no mm left": "no mm was left to scan (every one exited or unmapped its mergeable areas and was "
+                               "reaped: ksmd sleeps, ksm.c.after:1413)"}[reason]
+        return RunStopped(f"ksmd.run() stopped before {goal}: {bound}. It visited {visited} rmap_item(s) and "
+                          f"completed {passes} full scan(s); the machine is consistent and ksmd can run on", reason,
+                          visited, passes)
+
+    def _run(self, full_scans, until, max_pages, max_passes) -> int:
         kernel = self.machine.kernel
+        scan = kernel.ksm_scan
+        head = kernel.ksm_mm_head
         visited = 0
+        seqnr0 = scan.seqnr
         if until is not None:
+            goal = "until() held"
             while not until(self.machine):
-                if visited >= max_pages:
-                    raise KsmlabError(f"until() was still false after {max_pages} rmap_items")
-                self._check_can_run()
+                passes = scan.seqnr - seqnr0
+                if max_pages is not None and visited >= max_pages:
+                    raise self._stopped("max_pages", visited, passes, goal)
+                if max_passes is not None and passes >= max_passes:
+                    raise self._stopped("max_passes", visited, passes, goal)
+                if head.next is head:
+                    raise self._stopped("no mm left", visited, passes, goal)
+                self.machine._check_alive()
                 visited += self.machine._run_kernel(kernel.ksm_do_scan, 1)
             return visited
-        target = kernel.ksm_scan.seqnr + full_scans
-        if full_scans and kernel.ksm_thread_pages_to_scan == 0:
-            raise KsmlabError("pages_to_scan is 0: ksmd would never get anywhere; set m.sysfs['pages_to_scan']")
-        while kernel.ksm_scan.seqnr < target:
-            if kernel.ksm_mm_head.next is kernel.ksm_mm_head:
+        target = seqnr0 + full_scans
+        goal = f"{full_scans} full scan(s) were done"
+        while scan.seqnr < target:
+            if head.next is head:
                 # every mm has gone (exited or unmapped its mergeable areas) and been reaped:
                 # ksmd goes to sleep in ksm_scan_thread (ksmd_should_run() is false)
                 if kernel.tracing:
                     kernel.ev("ksm_scan_thread", "no mm left to scan: ksmd sleeps",
                               src=kernel._src(1438, 1413))
-                break
-            visited += self.machine._run_kernel(kernel.ksm_do_scan, kernel.ksm_thread_pages_to_scan)
+                raise self._stopped("no mm left", visited, scan.seqnr - seqnr0, goal)
+            if max_pages is not None and visited >= max_pages:
+                raise self._stopped("max_pages", visited, scan.seqnr - seqnr0, goal)
+            batch = kernel.ksm_thread_pages_to_scan
+            if max_pages is not None:
+                batch = min(batch, max_pages - visited)
+            visited += self.machine._run_kernel(kernel.ksm_do_scan, batch)
             self.batches += 1
             self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
         return visited
