@@ -6,10 +6,10 @@
 as it was after it. See the README and the notebooks.
 """
 
-from .errors import InvariantViolation, KernelOops, KsmlabError, OutOfMemory, RunStopped
+from .errors import Interrupted, InvariantViolation, KernelOops, KsmlabError, OutOfMemory, RunStopped
 from .machine import Ksmd, Machine, Process, Sysfs
 from .page import PAGE_SIZE
 
 __all__ = ["Machine", "Process", "Ksmd", "Sysfs", "PAGE_SIZE", "KsmlabError", "OutOfMemory", "KernelOops",
-           "InvariantViolation", "RunStopped"]
+           "InvariantViolation", "RunStopped", "Interrupted"]
 __version__ = "0.1.0"

@@ -69,6 +69,12 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.ksm_thread_pages_to_scan = 100
         self.ksm_thread_sleep_millisecs = 20
         self.ksm_run = 1                                # the kernel boots with 0: see Machine
+        # signals (ksmlab.interrupts): a real SIGINT that arrived during a call, and the modelled
+        # signal of Sysfs.write(..., signal_after=N) (signal_pending() checks still to pass)
+        self.sigint_pending = False
+        self.sigint_depth = 0                           # > 0 while a public call defers SIGINT
+        self.interrupted_at = None                      # (where, how far) of the stop, for Interrupted
+        self.signal_after: int | None = None
         # trace
         self.tracing = trace
         self.trace = Trace(trace_limit)                  # the newest trace_limit events (ksmlab.trace)

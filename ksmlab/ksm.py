@@ -37,7 +37,7 @@ from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, 
 from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, RBNode, rb_erase, rb_insert_color, rb_link_node
 
 __all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
-           "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE"]
+           "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE", "ERESTARTSYS"]
 
 SEQNR_MASK = 0x0FF          # ksm.c.after:147
 UNSTABLE_FLAG = 0x100       # ksm.c.after:148
@@ -46,6 +46,8 @@ STABLE_FLAG = 0x200         # ksm.c.after:149
 KSM_RUN_STOP = 0
 KSM_RUN_MERGE = 1
 KSM_RUN_UNMERGE = 2
+
+ERESTARTSYS = 512           # include/linux/errno.h: restart the system call after the signal
 
 _UNMERGEABLE_FLAGS = (VM_MERGEABLE | VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND |
                       VM_RESERVED | VM_HUGETLB | VM_INSERTPAGE | VM_NONLINEAR | VM_MIXEDMAP | VM_SAO)
@@ -153,6 +155,22 @@ class KsmScan:
         self.address = 0
         self.rmap_list = head
         self.seqnr = 0
+
+
+#: The ``KernelOops.kind`` of a path where the shipped kernel itself goes wrong (no hunk switched).
+UNSTABLE_TREE_CORRUPTION = "unstable tree corruption"
+
+
+def _in_tree(node, root) -> bool:
+    """Whether ``node`` hangs from ``root`` (its topmost ancestor is the root node; no kernel
+    analogue: the kernel cannot tell, which is the point of :data:`UNSTABLE_TREE_CORRUPTION`)."""
+    while True:
+        parent = node.rb_parent
+        if parent is None:
+            return node is root.rb_node
+        if parent is node:                 # a cleared node
+            return False
+        node = parent
 
 
 def memcmp_pages(page1: Page, page2: Page) -> int:
@@ -336,6 +354,16 @@ class KsmOps:
                 raise KernelOops("BUG_ON", "remove_rmap_item_from_tree",
                                  f"unstable rmap_item {address & PAGE_MASK:#x} is {age} passes old")
             if age == 0:
+                if not _in_tree(rmap_item.node, self.root_unstable_tree):
+                    raise KernelOops(UNSTABLE_TREE_CORRUPTION, "remove_rmap_item_from_tree",
+                                     f"rmap_item {rmap_item.mm.name} {address & PAGE_MASK:#x} carries this pass's "
+                                     f"seqnr ({address & SEQNR_MASK}) but is not in the unstable tree: it was put in "
+                                     "the tree of a pass that a failed run=2 cut short (the error path puts the "
+                                     "cursor back at the list head but leaves seqnr, ksm.c.after:682-686; seqnr++ is "
+                                     "only at 1370), and the tree was reset when ksmd resumed (1277-1278). The "
+                                     "kernel's rb_erase (575-578) would rewrite links of the old tree, or the new "
+                                     "root, and corrupt the unstable tree without noticing; ksmlab stops here. "
+                                     "(Writing run=2 again before run=1 would have removed these items cleanly.)")
                 rb_erase(rmap_item.node, self.root_unstable_tree)
             self.ksm_pages_unshared -= 1
             rmap_item.address = address & PAGE_MASK
@@ -362,15 +390,45 @@ class KsmOps:
         while addr < end and not err:
             if self.ksm_test_exit(vma.vm_mm):
                 break
-            err = self.break_ksm(vma, addr)
+            if self.signal_pending():
+                err = -ERESTARTSYS
+                if self.tracing:
+                    self.ev("unmerge_ksm_pages", "signal_pending(current): stop with -ERESTARTSYS", mm=vma.vm_mm,
+                            addr=addr, src=self._src(620, 620))
+            else:
+                err = self.break_ksm(vma, addr)
             addr += PAGE_SIZE
         return err
 
+    def signal_pending(self) -> bool:
+        """``signal_pending(current)`` for the task unmerging (``ksm.c.after:620``).
+
+        True once a real SIGINT has arrived during the call (``sigint_pending``, see
+        :mod:`ksmlab.interrupts`), or once the modelled signal of ``Sysfs.write(..., signal_after=N)``
+        is due: ``signal_after`` counts the checks still to pass before it is pending.
+        """
+        if self.sigint_pending:
+            return True
+        n = self.signal_after
+        if n is None:
+            return False
+        if n == 0:
+            return True
+        self.signal_after = n - 1
+        return False
+
     def unmerge_and_remove_all_rmap_items(self) -> int:
         """``unmerge_and_remove_all_rmap_items()`` (``ksm.c.after:632-686``): ``run=2``. At a memcg
-        limit it returns -ENOMEM; the kernel would first have run the memcg OOM killer (:mod:`ksmlab.memcg`, "When a charge fails"), with the writer of
-        ``run`` marked PF_OOM_ORIGIN (``ksm.c.after:1745``): the first victim if it is in that
-        cgroup."""
+        limit it returns -ENOMEM; the kernel would first have run the memcg OOM killer
+        (:mod:`ksmlab.memcg`, "When a charge fails"), with the writer of ``run`` marked
+        PF_OOM_ORIGIN (``ksm.c.after:1745``): the first victim if it is in that cgroup.
+
+        On an error (``-ENOMEM`` from ``break_ksm``, ``-ERESTARTSYS`` when a signal is pending) the
+        cursor goes back to the list head but ``seqnr`` stays (682-686): if ksmd was mid-pass, the
+        rmap_items it put in the unstable tree in that pass keep age 0 after the next pass resets the
+        tree, and the first of them ksmd removes is a :data:`UNSTABLE_TREE_CORRUPTION` oops (see
+        :meth:`remove_rmap_item_from_tree`). Writing run=2 again first removes them cleanly.
+        """
         head = self.ksm_mm_head
         self.ksm_scan.mm_slot = head.next
         while self.ksm_scan.mm_slot is not head:
@@ -969,6 +1027,9 @@ class KsmOps:
         cmp_and_merge_page = self.cmp_and_merge_page
         put_page = self.put_page
         while scan_npages > 0:
+            if self.sigint_pending:                        # a real SIGINT (ksmlab.interrupts): stop
+                self.interrupted_at = ("between two rmap_items (ksm_do_scan)", visited)
+                break
             scan_npages -= 1
             rmap_item, page = scan_get_next_rmap_item()
             if rmap_item is None:

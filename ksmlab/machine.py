@@ -22,10 +22,11 @@ import contextlib
 import gc
 from collections.abc import Callable, Mapping
 
-from .errors import KernelOops, KsmlabError, OutOfMemory, RunStopped
+from .errors import Interrupted, KernelOops, KsmlabError, OutOfMemory, RunStopped
 from .hunks import resolve_switches, unsafe_reasons
+from .interrupts import deferring_sigint
 from .kernel import Kernel
-from .ksm import KSM_RUN_MERGE, KSM_RUN_UNMERGE
+from .ksm import ERESTARTSYS, KSM_RUN_MERGE, KSM_RUN_STOP, KSM_RUN_UNMERGE
 from .memcg import ROOT_CGROUP, MemCgroup
 from .mm import (MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
                  Vma)
@@ -166,6 +167,7 @@ class Machine:
 
     # ------------------------------------------------------------ cgroups and processes
 
+    @deferring_sigint
     def add_cgroup(self, name: str, limit_pages: int | None = None) -> None:
         """Create memory cgroup ``name``, with a limit in pages (``None``: unlimited)."""
         _check_name(name, "cgroup name")
@@ -183,6 +185,7 @@ class Machine:
                               f"(cgroups: {known})")
         return cgroup
 
+    @deferring_sigint
     def spawn(self, name: str, cgroup: str = ROOT_CGROUP) -> "Process":
         """Start process ``name`` in ``cgroup`` with an empty address space."""
         self._check_alive()
@@ -341,6 +344,7 @@ class Process:
 
     # ------------------------------------------------------------ system calls
 
+    @deferring_sigint
     def mmap(self, pages: int) -> int:
         """``mmap(NULL, pages * PAGE_SIZE, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)``: the address."""
         self._check()
@@ -357,6 +361,7 @@ class Process:
         mm.free_area_cache = start - PAGE_SIZE
         return start
 
+    @deferring_sigint
     def write(self, addr: int, data) -> None:
         """Write ``data`` (bytes) at ``addr``, faulting pages in; it may span pages of one mapping.
         A write its cgroup (or RAM) cannot take raises ``OutOfMemory`` and changes nothing; the
@@ -409,6 +414,7 @@ class Process:
                 self.written[vpn] = kernel.contents.overlay(self.written.get(vpn, b""), lo, data[offset:offset + n])
             offset += n
 
+    @deferring_sigint
     def read(self, addr: int, length: int) -> bytes:
         """Read ``length`` bytes at ``addr``; a never-written page maps the shared zero page."""
         self._check()
@@ -434,6 +440,7 @@ class Process:
             out += chunk + bytes(hi - lo - len(chunk))
         return bytes(out)
 
+    @deferring_sigint
     def write_pages(self, addr: int, chunks) -> None:
         """Write ``chunks[j]`` (bytes, at most a page) at the start of page j from ``addr`` (page aligned):
         ``write(addr + j * PAGE_SIZE, chunks[j])`` for each j in turn. Bad input, or more pages than the
@@ -453,9 +460,14 @@ class Process:
             self._range(addr, len(chunks) * PAGE_SIZE, "write_pages", aligned=True)
         first = addr >> PAGE_SHIFT
         self._check_room([first + j for j, chunk in enumerate(chunks) if chunk], "write_pages")
+        kernel = self.machine.kernel
         for j, chunk in enumerate(chunks):
+            if kernel.sigint_pending:                      # a real SIGINT: stop between two pages
+                kernel.interrupted_at = (f"in write_pages, between two pages: {j} of {len(chunks)} written", j)
+                break
             self.write(addr + j * PAGE_SIZE, chunk)
 
+    @deferring_sigint
     def read_pages(self, addr: int, pages: int, n: int = PAGE_SIZE) -> list[bytes]:
         """The first ``n`` bytes of each of ``pages`` pages from ``addr`` (page aligned):
         ``[read(addr + j * PAGE_SIZE, n) for j in range(pages)]``."""
@@ -469,6 +481,7 @@ class Process:
             self._range(addr, pages * PAGE_SIZE, "read_pages", aligned=True)
         return [self.read(addr + j * PAGE_SIZE, n) for j in range(pages)]
 
+    @deferring_sigint
     def madvise(self, addr: int, length: int, advice: str) -> None:
         """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``madvise_behavior`` and
         ``ksm_madvise``): the VMA is split only where the advice succeeded and changed its flags.
@@ -486,6 +499,10 @@ class Process:
     def _madvise(self, start: int, end: int, advice: str) -> None:
         kernel = self.machine.kernel
         err = kernel.madvise_vmas(self.mm, start, end, advice)
+        if err == -ERESTARTSYS:                            # a real SIGINT at signal_pending(): stop there
+            kernel.interrupted_at = ("in madvise(MADV_UNMERGEABLE), at signal_pending() (ksm.c.after:620); pages "
+                                     "unmerged before it stay unmerged, the area stays VM_MERGEABLE", None)
+            return
         if err:
             raise OutOfMemory(f"madvise(MADV_UNMERGEABLE) failed: breaking COW in {start:#x}-{end:#x} needs a page "
                               f"that cgroup {self.mm.memcg.name} cannot charge (break_ksm's -ENOMEM, which madvise "
@@ -493,6 +510,7 @@ class Process:
                               "failed stays VM_MERGEABLE and unsplit. The kernel would first have run the memcg "
                               "OOM killer, which kills a task of the cgroup (see ksmlab.memcg)", self.mm.memcg.name)
 
+    @deferring_sigint
     def fork(self, name: str, cgroup: str | None = None) -> "Process":
         """``fork()``: a child named ``name`` in ``cgroup`` (``None``: this process's cgroup). Pages are
         shared copy-on-write; no charge moves."""
@@ -507,6 +525,7 @@ class Process:
             child.written = self.written.copy()
         return child
 
+    @deferring_sigint
     def munmap(self, addr: int, length: int) -> None:
         """``munmap(addr, length)``: ptes go (uncharging at the last unmap), the range is unmapped."""
         self._check()
@@ -518,6 +537,7 @@ class Process:
             self.written.pop(vpn, None)
         self.written.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
 
+    @deferring_sigint
     def mlock(self, addr: int, length: int) -> None:
         """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked. If the
         cgroup or RAM cannot take the new pages, ``OutOfMemory`` and nothing is locked (the kernel's
@@ -541,6 +561,7 @@ class Process:
             for vpn in vpns:
                 self.written.setdefault(vpn, b"")
 
+    @deferring_sigint
     def munlock(self, addr: int, length: int) -> None:
         """``munlock(addr, length)``."""
         self._check()
@@ -549,6 +570,7 @@ class Process:
             return
         self.machine._run_kernel(self.machine.kernel.mlock_fixup, self.mm, start, end, False)
 
+    @deferring_sigint
     def exit(self) -> None:
         """``exit()``: ``mmput`` — ``ksm_exit`` then every mapping unmapped."""
         self._check()
@@ -608,6 +630,7 @@ class Ksmd:
             raise KsmlabError("ksmd has nothing to scan: no process has called madvise(MADV_MERGEABLE) on a "
                               "mapping that is still there, so ksmd would sleep for ever")
 
+    @deferring_sigint
     def scan(self, pages: int = 1) -> int:
         """``ksm_do_scan(pages)``: visit up to ``pages`` rmap_items, stopping at the end of a pass.
         Returns how many were visited."""
@@ -615,6 +638,7 @@ class Ksmd:
         self._check_can_run()
         return self.machine._run_kernel(self.machine.kernel.ksm_do_scan, pages)
 
+    @deferring_sigint
     def run(self, full_scans: int | None = None, until: Callable | None = None,
             max_pages: int | None = DEFAULT_MAX_PAGES, max_passes: int | None = DEFAULT_MAX_PASSES) -> int:
         """Run batches of ``pages_to_scan`` until ``full_scans`` more passes are done, or — with
@@ -668,6 +692,8 @@ class Ksmd:
         if until is not None:
             goal = "until() held"
             while not until(self.machine):
+                if kernel.sigint_pending:
+                    break
                 passes = scan.seqnr - seqnr0
                 if max_pages is not None and visited >= max_pages:
                     raise self._stopped("max_pages", visited, passes, goal)
@@ -677,10 +703,12 @@ class Ksmd:
                     raise self._stopped("no mm left", visited, passes, goal)
                 self.machine._check_alive()
                 visited += self.machine._run_kernel(kernel.ksm_do_scan, 1)
+            if kernel.sigint_pending:
+                kernel.interrupted_at = (f"in ksmd.run, between two rmap_items, after {visited} this run", visited)
             return visited
         target = seqnr0 + full_scans
         goal = f"{full_scans} full scan(s) were done"
-        while scan.seqnr < target:
+        while scan.seqnr < target and not kernel.sigint_pending:
             if head.next is head:
                 # every mm has gone (exited or unmapped its mergeable areas) and been reaped:
                 # ksmd goes to sleep in ksm_scan_thread (ksmd_should_run() is false)
@@ -696,6 +724,8 @@ class Ksmd:
             visited += self.machine._run_kernel(kernel.ksm_do_scan, batch)
             self.batches += 1
             self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
+        if kernel.sigint_pending:
+            kernel.interrupted_at = (f"in ksmd.run, between two rmap_items, after {visited} this run", visited)
         return visited
 
 
@@ -743,6 +773,7 @@ class Sysfs(Mapping):
     def __len__(self) -> int:
         return len(self.WRITABLE) + len(self.READ_ONLY)
 
+    @deferring_sigint
     def __setitem__(self, name: str, value) -> None:
         if name in self.READ_ONLY:
             raise KsmlabError(f"/sys/kernel/mm/ksm/{name} is read-only")
@@ -761,12 +792,22 @@ class Sysfs(Mapping):
             if k.ksm_run != value:                     # run_store(), ksm.c.after:1722-1761
                 k.ksm_run = value
                 if value & KSM_RUN_UNMERGE:
+                    midpass = k.ksm_scan.mm_slot is not k.ksm_mm_head
                     err = self._machine._run_kernel(k.unmerge_and_remove_all_rmap_items)
                     if err:
-                        k.ksm_run = 0
+                        k.ksm_run = KSM_RUN_STOP
+                        midpass = ("; ksmd was in the middle of a pass, and the items it put in the unstable "
+                                   "tree in that pass are left there with that pass's seqnr (ksm.c.after:682-686): "
+                                   "write run=2 again before run=1, or the resumed scan hits them (see "
+                                   "KernelOops kind 'unstable tree corruption')"
+                                   if midpass and k.root_unstable_tree.rb_node is not None else "")
+                        if err == -ERESTARTSYS:
+                            k.interrupted_at = ("in run=2, at signal_pending() (ksm.c.after:620): unmerging "
+                                                "returned -ERESTARTSYS, ksmd is stopped (run=0)" + midpass, None)
+                            return
                         raise OutOfMemory("run=2 failed with ENOMEM: a memory cgroup could not be charged for an "
                                           "unmerged copy; ksmd is stopped (run=0). The kernel would first have run "
-                                          "the memcg OOM killer (see ksmlab.memcg)")
+                                          "the memcg OOM killer (see ksmlab.memcg)" + midpass)
         elif name == "pages_to_scan":
             if value > 0xFFFFFFFF:
                 raise KsmlabError(f"pages_to_scan must fit an unsigned int, not {value} (EINVAL)")
@@ -777,6 +818,31 @@ class Sysfs(Mapping):
             k.ksm_thread_sleep_millisecs = value
         else:
             k.ksm_max_kernel_pages = value
+
+    def write(self, name: str, value, *, signal_after: int | None = None) -> None:
+        """``m.sysfs[name] = value``; with ``signal_after=N`` a signal becomes pending for the writer
+        after unmerging has passed ``signal_pending(current)`` N times (N pages), as when Ctrl-C hits
+        ``echo 2 > /sys/kernel/mm/ksm/run``: ``unmerge_ksm_pages`` returns ``-ERESTARTSYS``
+        (``ksm.c.after:620-621``), run_store stops ksmd (run=0), and :class:`~ksmlab.Interrupted`
+        is raised with ``done`` = N. A write that finishes before the signal is due returns normally."""
+        if signal_after is not None:
+            _check_int(signal_after, "signal_after")
+            if name != "run":
+                raise KsmlabError("signal_after only matters when writing 'run' (unmerging checks signal_pending)")
+        k = self._machine.kernel
+        k.signal_after = signal_after
+        try:
+            self[name] = value
+        finally:
+            due = k.signal_after == 0
+            k.signal_after = None
+            where = k.interrupted_at
+            if not k.sigint_pending:
+                k.interrupted_at = None
+        if due and signal_after is not None and k.ksm_run == KSM_RUN_STOP and value in (2, "2"):
+            raise Interrupted(f"run=2 interrupted: a signal was pending after {signal_after} page(s) were unmerged; "
+                              "unmerge_ksm_pages returned -ERESTARTSYS (ksm.c.after:620-621) and run_store stopped "
+                              "ksmd (run=0)", where=where[0] if where else "in run=2", done=signal_after)
 
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{n!r}: {self[n]}" for n in self) + "}"
