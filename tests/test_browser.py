@@ -221,7 +221,7 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
                 before = output.inner_text()
                 if "mod-active" not in (button.get_attribute("class") or ""):
                     button.click()
-                    page.wait_for_function("([el, old]) => el.innerText !== old",
+                    page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim() !== ''",
                                            arg=[output.element_handle(), before], timeout=60_000)
                 shown = output.inner_text()
                 assert figures(shown), f"{lesson}: widget {g} shows no numbers after '{button.inner_text()}'"
