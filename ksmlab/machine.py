@@ -240,7 +240,9 @@ class Machine:
 
     def memcg_usage(self) -> dict:
         """Charged pages per cgroup (every cgroup), and under ``None`` the pages in use that are
-        charged to no cgroup (the old code's KSM pages)."""
+        charged to no cgroup: the old code's KSM pages, and pages whose last pte has gone (so they
+        were uncharged) but that a per-CPU pagevec still holds until it drains, such as a page
+        ``munlock_vma_page`` put back through ksmd's pagevec after a merge in a VM_LOCKED area."""
         usage = {name: cg.usage for name, cg in self.kernel.cgroups.items()}
         frames = self.kernel.frames
         charged = sum(usage.values())

@@ -17,9 +17,11 @@ Model notes (simplifications, each invisible to KSM's counters and to memcg acco
 - Only private anonymous read-write mappings exist. VMAs are split by madvise, mlock and munmap
   but never merged back.
 - ``mlock`` write-faults every page of the range first, as 2.6.32's ``__mlock_vma_pages_range``
-  did for writable private mappings (FOLL_WRITE, recalled: this breaks COW, KSM pages included),
-  then marks each page mlocked. ``munlock`` does not re-check other VM_LOCKED mappings of a page
-  (``try_to_munlock``).
+  does for writable private mappings (FOLL_WRITE, 2.6.32.70 mm/mlock.c:178-180: this breaks COW,
+  KSM pages included), then mlocks each page. ``munlock`` runs ``try_to_munlock``, which keeps a
+  page mlocked while another VM_LOCKED area maps it (ksmlab finds those areas by looking through
+  every mm, the kernel through the page's rmap). mlock, munlock, munmap and exit move pages between
+  LRU lists as 2.6.32.70's mm/mlock.c and mm/vmscan.c do (see :mod:`ksmlab.page`).
 """
 
 from __future__ import annotations

@@ -82,8 +82,10 @@ def test_a_write_to_an_mlocked_ksm_page_clears_its_mlock_on_the_writers_cpu(mode
     assert p.page_at(a) is not kpage and p.page_at(a + PAGE_SIZE) is kpage
     assert not kpage.flags & PG_mlocked and not kpage.flags & PG_unevictable
     assert kpage.pagevec is m.kernel.pagevecs[0] and kpage.lru is None
-    # one pte + the pagevec (+ the old code's allocation reference was dropped at the merge, but its
-    # lru_cache_add_lru reference went with the drain before mlock_vma_page)
+    # before the write: 2 ptes (the old code's allocation reference went with put_page(kpage),
+    # ksm.c.before:1247, and its pagevec reference with the drain). clear_page_mlock: isolate +1,
+    # lru_cache_add_lru +1, putback's put_page -1; then do_wp_page drops the writer's pte: 1 pte + the
+    # pagevec
     assert kpage._count == 2 and kpage._mapcount == 0
     m.validate()
     # the copy, faulted into the VM_LOCKED area, is mlocked at once (item 3)
