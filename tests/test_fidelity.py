@@ -297,3 +297,30 @@ def test_fork_copies_no_ptes_of_an_area_without_anon_vma():
     assert child.pte(written) is not None
     assert child.read(read_only, 4) == bytes(4)
     m.validate()
+
+
+def test_munlock_keeps_a_ksm_page_mlocked_while_another_locked_area_maps_it():
+    """P and Q each mlock a page with the same contents; they merge (upgrade: Q's page, scanned
+    second, is upgraded; P's merged onto it). P's munlock: munlock_vma_pages_range clears VM_LOCKED
+    on P's area, then munlock_vma_page clears PG_mlocked, isolates the KSM page and try_to_munlock
+    (rmap.c.after:1195-1205, TTU_MUNLOCK) finds Q's VM_LOCKED pte, so mlock_vma_page sets PG_mlocked
+    again; putback_lru_page (2.6.32.70 mm/vmscan.c:520-581) then puts it straight back on the
+    unevictable list. Q's munlock after that finds no locked area left: evictable, into CPU 0's
+    pagevec."""
+    m = Machine()
+    P, Q = m.spawn("P"), m.spawn("Q")
+    p, q = P.mmap(1), Q.mmap(1)
+    P.write(p, b"locked")
+    Q.write(q, b"locked")
+    P.mlock(p, PAGE_SIZE)
+    Q.mlock(q, PAGE_SIZE)
+    P.madvise(p, PAGE_SIZE, MERGEABLE)
+    Q.madvise(q, PAGE_SIZE, MERGEABLE)
+    scan(m, 2)
+    kpage = P.page_at(p)
+    assert Q.page_at(q) is kpage and PageKsm(kpage) and kpage.lru == LRU_UNEVICTABLE
+    P.munlock(p, PAGE_SIZE)
+    assert kpage.flags & PG_mlocked and kpage.lru == LRU_UNEVICTABLE and kpage.pagevec is None
+    Q.munlock(q, PAGE_SIZE)
+    assert not kpage.flags & PG_mlocked and kpage.pagevec is m.kernel.pagevecs[0]
+    m.validate()
