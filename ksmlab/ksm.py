@@ -645,10 +645,10 @@ class KsmOps:
             if self.tracing:
                 self.ev("copy_user_highpage", f"page {page.pfn} copied into kpage; kpage marked PageKsm "
                         "(mapping 0x3)", mm=mm, pfn=kpage.pfn, hunk="h5", src="ksm.c.before:957")
-            if self.tracing:                               # before the call: a full pagevec drains in it
+            self.lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)            # ksmd's CPU
+            if self.tracing:                               # after the call: the watched counts include it
                 self.ev("lru_cache_add_lru", "kpage parked in ksmd's per-CPU pagevec (+1 reference)",
                         pfn=kpage.pfn, hunk="h5", src="ksm.c.before:963")
-            self.lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)            # ksmd's CPU
             err = self.try_to_merge_one_page(vma, page, kpage)
             if not err:
                 self.hold_anon_vma(rmap_item, vma.anon_vma)
