@@ -187,11 +187,11 @@ class StepDef:
 
 
 _SHORT = {
-    "K1": "trylock_page", "K2": "write_protect_page", "K3": "set_page_stable_node(NULL)", "K4": "unlock_page",
-    "K5": "replace_page: map kpage", "K6": "lock_page(kpage)", "K7": "stable_tree_insert", "K8": "unlock_page(kpage)",
-    "R1": "page_referenced: load", "R2": "trylock_page", "R3": "page_referenced_ksm", "R4": "unlock_page",
-    "R5": "page_lock_anon_vma: load", "R6": "load page->mapping again", "R7": "spin_lock(&anon_vma->lock)",
-    "M1": "lock_page", "M2": "set_pte_at; _mapcount++", "M3": "PageKsm(page)?", "M4": "VM_BUG_ON(!PageLocked)",
+    "K1": "trylock_page", "K2": "write_protect_page", "K3": "set_stable_node(NULL)", "K4": "unlock_page",
+    "K5": "replace_page", "K6": "lock_page(kpage)", "K7": "stable_tree_insert", "K8": "unlock_page(kpage)",
+    "R1": "page_referenced", "R2": "trylock_page", "R3": "page_referenced_ksm", "R4": "unlock_page",
+    "R5": "page_lock_anon_vma", "R6": "reload page->mapping", "R7": "spin_lock(anon_vma)",
+    "M1": "lock_page", "M2": "set_pte; _mapcount++", "M3": "PageKsm(page)?", "M4": "VM_BUG_ON(!locked)",
     "M5": "set/check anon rmap", "M6": "unlock_page", "Z1": "zap A's pte",
 }
 
@@ -687,20 +687,19 @@ class Run:
             rows.append(row)
         return rows
 
-    def timeline(self, width: int = 32) -> str:
-        """The schedule as a text timeline, one column per path."""
+    def timeline(self, width: int = 25, text_width: int = 95) -> str:
+        """The schedule as a text timeline: a line per step with one column per path, then the step's
+        source and what it did, indented and wrapped at ``text_width``."""
+        import textwrap
         cols = list(self.paths)
-        head = f"{'#':>3}  " + "".join(f"{c:<{width}}" for c in cols) + f"{'page->mapping':<15}{'lock':<8}"
+        head = f"{'#':>3}  " + "".join(f"{c:<{width}}" for c in cols) + f"{'page->mapping':<15}lock"
         lines = [head, "-" * len(head)]
         for r in self.records:
-            cells = []
-            for p in cols:
-                text = r.step.short if r.step.path == p else ""
-                cells.append(_clip(text, width - 2).ljust(width))
-            lines.append(f"{r.n:>3}  " + "".join(cells) + f"{r.mapping:<15}{(r.lock or '-'):<8}")
-            indent = " " * (5 + width * cols.index(r.step.path))
+            cells = "".join(_clip(r.step.short if r.step.path == p else "", width - 1).ljust(width) for p in cols)
+            lines.append(f"{r.n:>3}  {cells}{r.mapping:<15}{r.lock or '-'}")
             src = r.step.src.replace("memory.c.5ad64688-excerpts.c", "memory.c")
-            lines.append(indent + f"[{src}] {r.what}" + (" (added to finish)" if r.completed else ""))
+            note = f"{r.step.path} [{src}] {r.what}" + (" (added to finish)" if r.completed else "")
+            lines.extend(textwrap.wrap(note, text_width, initial_indent=" " * 5, subsequent_indent=" " * 7))
         lines.append(f"outcome: {self.outcome.title}")
         return "\n".join(lines)
 

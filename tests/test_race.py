@@ -86,7 +86,7 @@ def test_the_shortest_oops_is_seven_steps_and_reproduces():
     assert r.outcome.key == "oops_0x2" and r.events == ("reader: oops, spin_lock at 0x2 rmap.c.after:214",)
     assert r.final["pc"]["ksmd"] == "K4"                   # the machine stopped with ksmd still in its section
     text = r.timeline()
-    assert "R6 load page->mapping again" in text and "rmap.c.before:213" in text and "spin_lock(0x2)" in text
+    assert "R6 reload page->mapping" in text and "rmap.c.before:213" in text and "spin_lock(0x2)" in text
 
 
 # ------------------------------------------------------------------ the mapper: do_swap_page -> page_add_anon_rmap
