@@ -129,9 +129,9 @@ _OUTCOME_LIST = [
     # the mapper (do_swap_page -> page_add_anon_rmap)
     Outcome("mapped_ksm", "correct", "page_add_anon_rmap saw PageKsm: mapcount only",
             "the mapper's PageKsm test saw the upgrade and left page->mapping alone (rmap.c.after:679-680)"),
-    Outcome("mapped_anon_checked", "correct", "an anon page mapped, __page_check_anon_rmap passed",
+    Outcome("mapped_anon_checked", "correct", "an anon page mapped, __page_check_anon_rmap passes",
             "the mapper mapped the page while it was still anon, and its check found anon_vma|1"),
-    Outcome("mapped_anon_set", "correct", "an anon page mapped first, __page_set_anon_rmap wrote anon_vma|1",
+    Outcome("mapped_anon_set", "correct", "first mapping of an anon page, __page_set_anon_rmap",
             "the mapper's was the page's first mapping again, and page->mapping was anon_vma|1 already"),
     Outcome("check_anon_rmap_bug", "crash", "BUG_ON in __page_check_anon_rmap",
             "the mapper's PageKsm test saw anon_vma|1, then ksmd upgraded the page, then "
@@ -145,13 +145,15 @@ _OUTCOME_LIST = [
     Outcome("deadlock", "crash", "no path can run", "every unfinished path waits for a lock"),
 ]
 
-#: Every outcome the paths can reach, by key.
+#: Every outcome the paths can reach, by key. A schedule's outcome is the first crash or corruption in it,
+#: else the result of the scenario's observer (the reader or the mapper); when ksmd backed off instead
+#: of upgrading, its reason is appended: ``"mapped_anon_checked+backed_off_trylock"``.
 OUTCOMES: dict[str, Outcome] = {o.key: o for o in _OUTCOME_LIST}
 
 _KSMD_RESULTS = {
     "upgraded": "ksmd upgraded the page",
-    "backed_off_trylock": "ksmd backed off: trylock_page failed (ksm.c.after:860)",
-    "backed_off_no_pte": "ksmd backed off: write_protect_page found no pte (ksm.c.after:868)",
+    "backed_off_trylock": "ksmd backed off at trylock_page",
+    "backed_off_no_pte": "ksmd backed off: A's pte was gone",
 }
 
 
