@@ -241,3 +241,54 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
     finally:
         context.close()
         _delete_sessions(base, token)
+
+
+RACE = "09-the-race.ipynb"
+
+
+@pytest.mark.skipif(RACE not in LESSONS, reason="lesson 09 is not stored yet")
+def test_the_race_stepper_in_jupyterlab(jupyterlab, browser):
+    """Lesson 09's stepper: after Run All it shows what its printed twin prints (the oops at step 7);
+    the slider's keys step it back and forth, and choosing another outcome replays that witness."""
+    base, token = jupyterlab
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/lab/workspaces/{uuid.uuid4().hex}/tree/{RACE}?reset&token={token}")
+        page.wait_for_function("document.body.innerText.includes('Idle')", timeout=90_000)
+        _run_all(page)
+        slider = page.locator(".widget-slider").first
+        view = slider.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
+        output = view.locator(".widget-output")
+        twin = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']",
+                            has_text="witness of 'spin_lock at address 0x2: oops', step 7 of 7").first.inner_text()
+        last = next(line for line in twin.splitlines() if line.startswith("Step 7: reader runs R7"))
+        shown = output.inner_text()
+        assert "step 7 of 7" in shown and last in shown, shown[:1500]
+
+        def shows(expect: str) -> str:
+            page.wait_for_function("([el, want]) => el.innerText.includes(want)", arg=[output.element_handle(), expect],
+                                   timeout=60_000)
+            return output.inner_text()
+
+        def press(key: str, expect: str) -> str:
+            view.locator(".noUi-handle").first.press(key)
+            return shows(expect)
+
+        press("ArrowLeft", "step 6 of 7")
+        press("Home", "Before the first step")
+        assert last in press("End", "step 7 of 7")
+
+        view.locator("select").first.select_option(label="lock taken 2 bytes into a struct stable_node: silent corruption")
+        shows("step 7 of 12")
+        for n in range(8, 13):
+            press("ArrowRight", f"step {n} of 12")
+        assert "stable_node->page" in output.inner_text() and "corrupted" in output.inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "09-the-race-stepper.png"))
+    except Exception:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "09-the-race-stepper-FAILED.png"))
+        raise
+    finally:
+        context.close()
+        _delete_sessions(base, token)

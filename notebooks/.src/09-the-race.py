@@ -1,0 +1,356 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,.src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · The race: why `page_lock_anon_vma` needed `ACCESS_ONCE`
+#
+# **Aim.** After commit 80e14822, ksmd turns a page that processes already map from an anonymous page
+# into a KSM page *in place*, while other CPUs may be looking at it. The commit's two `mm/rmap.c` hunks
+# are about exactly that: h8 makes `page_lock_anon_vma` read `page->mapping` once (`ACCESS_ONCE`), and
+# h9 says why `page_add_anon_rmap`'s caller must hold the page lock. A sequential simulator cannot show
+# either, because nothing runs between two of its loads. This lesson models the concurrent kernel paths
+# as small sequences of atomic steps and runs **every** interleaving of them. You count how many
+# schedules end in each outcome before and after the commit, and you step through the shortest
+# schedule that crashes.
+#
+# **You will be able to**
+# - name the three values `page->mapping` takes while ksmd upgrades a page, and say who writes each and
+#   under which lock;
+# - explain why a plain load of `page->mapping` may happen twice, and what each mix of two values does;
+# - read a schedule as a timeline, one column per CPU, and find one that oopses;
+# - explain what the page lock in `page_add_anon_rmap`'s callers rules out;
+# - say what the model assumes, and so what its counts mean.
+#
+# **Before you start.** You need [04 · Pages and mappings](04-pages-and-mappings.ipynb) (the tag bits of
+# `page->mapping`), [06 · The patch hunk by hunk](06-the-patch-hunk-by-hunk.ipynb) (hunks h8 and h9) and
+# [08 · Locked pages and references](08-locked-pages-and-references.ipynb) (`trylock_page`, `lock_page`).
+# The [glossary](glossary.md) defines *anon_vma*, *stable node*, *pte* and *page lock*.
+#
+# **Contents**
+# - Theory: 1. the values of `page->mapping` · 2. a reader without the page lock · 3. one load or two
+#   (h8) · 4. the mapper and the page lock (h9) · 5. the model: steps, schedules, counts
+# - Practical: every schedule of reclaim against ksmd, before and after; the shortest oops, step by step;
+#   the mapper with and without the page lock; a `Machine` hands its compilation to the explorer
+# - Discussion · Check yourself · References
+
+# %% [markdown]
+# ## Theory
+#
+# ### 1. The values of `page->mapping` during the upgrade
+#
+# For an anonymous page, `page->mapping` holds the address of the page's `anon_vma` with bit 0
+# (`PAGE_MAPPING_ANON`) set. Slab objects are aligned, so the two low bits of that address are free
+# for tags. A KSM page has both bits set (`PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` = 3), and the rest of
+# the word is the address of its `struct stable_node`, the node of the stable tree that describes it:
+
+# %%
+from ksmlab.sources import show
+show("ksm.h.5ad64688:44-60")
+
+# %% [markdown]
+# After the commit, ksmd upgrades the page it scanned in two sections, each under the **page lock**
+# (the `PG_locked` bit; `trylock_page` takes it or fails, `lock_page` sleeps until it can take it).
+# In the first, `try_to_merge_one_page` write-protects the page and calls
+# `set_page_stable_node(page, NULL)`: `page->mapping` becomes `0x3`, a KSM page whose stable node is
+# not known yet.
+
+# %%
+show("ksm.c.after:860-877")
+
+# %% [markdown]
+# Between the two sections, ksmd unlocks the page, merges the other (tree) page onto it with
+# `replace_page`, and then locks it again to insert it in the stable tree. `stable_tree_insert` sets
+# `page->mapping` to `stable_node | 3`:
+
+# %%
+show("ksm.c.after:1214-1222")
+
+# %%
+show("ksm.c.after:1060-1063")
+
+# %% [markdown]
+# So `page->mapping` goes `anon_vma|1` → `0x3` → `stable_node|3`, and never back. Before the commit
+# the value `0x3` was only ever written into a freshly allocated page that nobody mapped yet, so no
+# other CPU could see a mapped anonymous page change kind.
+#
+# ### 2. A reader that takes no lock
+#
+# Memory reclaim asks `page_referenced()` whether a page was used recently. `shrink_active_list` calls it
+# with `is_locked = 0` (in 2.6.32.70: `2.6.32.70 mm/vmscan.c:1394-1395`). `page_referenced` takes the
+# page lock itself only for file pages and KSM pages. An anonymous page goes to `page_referenced_anon`
+# without it:
+
+# %%
+show("rmap.c.after:514-541")
+
+# %% [markdown]
+# ### 3. One load or two: hunk h8
+#
+# `page_referenced_anon` calls `page_lock_anon_vma`, which reads `page->mapping`, tests the tag bits and
+# locks the `anon_vma` it points to. Before the commit it read the field plainly:
+
+# %%
+show("rmap.c.before:201-218")
+
+# %% [markdown]
+# Hunk h8 changes one line: line 207 before, and line 207 after.
+
+# %%
+show("rmap.c.before:207")
+
+# %%
+show("rmap.c.after:207")
+
+# %% [markdown]
+# Why does it matter? `page->mapping` is an ordinary field, and the C compiler may assume that no one
+# else changes it. It can load it once for the test at line 208 and **load it again** at line 213 to
+# compute `anon_mapping - PAGE_MAPPING_ANON`, rather than keep the first value in a register.
+# Nothing between the two lines stops it. The compiler may not move or repeat memory accesses across a
+# **compiler barrier** (an `asm` statement that clobbers memory, as `barrier()` and the atomic bit
+# operations are, or a call into code it cannot see), and there is none here: `page_mapped()` reads
+# `_mapcount` through a volatile access to a different field, and that is not a barrier. If ksmd's upgrade falls between the two loads,
+# the test sees one value and the pointer comes from another:
+#
+# | first load (test) | second load (pointer) | `anon_vma` | what `spin_lock(&anon_vma->lock)` does |
+# |---|---|---|---|
+# | `anon_vma|1` | `anon_vma|1` | the page's anon_vma | locks it: correct |
+# | `anon_vma|1` | `0x3` | `0x2` | writes near address 2: an **oops** |
+# | `anon_vma|1` | `stable_node|3` | `stable_node + 2` | writes into `stable_node->page`: **silent corruption** |
+# | `0x3` or `stable_node|3` | (not reached) | | the test fails, NULL: a reference missed, harmless |
+#
+# `ACCESS_ONCE(page->mapping)` is a volatile read, and the compiler must perform it exactly once. With
+# it, the test and the pointer come from the same value, so only the first and the last rows remain.
+# The first row is right even if the page turns KSM an instant later. The anon_vma stays valid: the
+# reader is inside `rcu_read_lock()` (read-copy-update: memory freed meanwhile is not reused until the
+# reader leaves), and anon_vmas come from a `SLAB_DESTROY_BY_RCU` cache (`rmap.c.after:191-195`). And the
+# ptes still map this same page.
+#
+# ### 4. The mapper and the page lock: hunk h9
+#
+# The other code that writes an anonymous page's `page->mapping` is `page_add_anon_rmap`. It is called
+# when a page that may already be mapped gets one more pte. Hunk h9 extends its comment:
+
+# %%
+show("rmap.c.after:662-687")
+
+# %% [markdown]
+# Which caller can add a pte to a page that ksmd may be upgrading at that moment? ksmd only upgrades a
+# page that some process maps (it found it through a pte). So the caller must map an *already mapped* or
+# *re-mapped* page. The caller that does that is `do_swap_page` on a page still in the **swap cache**.
+# Suppose process A swapped the page in and maps it, and A's forked child B still has the swap entry in
+# its pte. When B faults, `do_swap_page` finds the same page and maps it into B. It takes the page lock
+# first:
+
+# %%
+show("memory.c.5ad64688-excerpts.c:354-357")
+
+# %%
+show("memory.c.5ad64688-excerpts.c:395-409")
+
+# %% [markdown]
+# Without that lock, `page_add_anon_rmap`'s `PageKsm` test (line 679) could pass before the upgrade and
+# its write or check (lines 684-687) could come after it. A non-first mapping would then trip
+# `__page_check_anon_rmap`'s `BUG_ON` (line 657). A first mapping would overwrite `0x3` with
+# `anon_vma|1`: a KSM page **downgraded** to anon, which the comment promises never happens. Note that
+# the `PageKsm` test comes *before* `VM_BUG_ON(!PageLocked(page))`. That is why ksmd's own `replace_page`
+# may map the KSM page without holding its lock (`ksm.c.after:815`).
+#
+# ### 5. The model: steps, schedules, counts
+#
+# `ksmlab.race` writes each path as a list of **steps**. A step is one access to shared state
+# (`page->mapping`, the page lock, `_mapcount`, a pte, the memory a computed pointer points at), with the
+# source lines it runs. A **schedule** is the order in which the CPUs run their steps, written as the
+# step ids (`K1 K2 R1 ...`). A `lock_page` whose lock is held cannot be scheduled, and an oops stops the
+# machine, so a schedule ends there. The **explorer** runs every schedule, classifies how it ends, and
+# keeps one of the shortest for each outcome (its *witness*). Here are the steps of ksmd and of the
+# reader, in the compilation without `ACCESS_ONCE` (which adds `R6`):
+
+# %%
+from ksmlab import race
+from ksmlab.views.race import paths_frame, outcome_frame, counts_frame, witness_stepper, witness_step, draw_schedule
+from ksmlab.views.tables import show as show_table
+show_table(paths_frame("reclaim", access_once=False))
+
+# %% [markdown]
+# The model assumes one particular page and set of processes (`race.PRECONDITIONS`). One of these
+# assumptions matters more than it looks. A's pte must already be read-only. Otherwise
+# `write_protect_page` compares `page_count` with `page_mapcount` (`ksm.c.after:736`, `:755`), and the
+# reference that reclaim took when it isolated the page (took it off the LRU list to examine it) would
+# make ksmd back off before any upgrade:
+
+# %%
+print(race.PRECONDITIONS)
+print()
+print(race.SCENARIOS["reclaim"].preconditions)
+
+# %% [markdown]
+# ## Practical
+#
+# ### Every schedule of reclaim against ksmd, before and after the commit
+
+# %%
+show_table(outcome_frame("reclaim"))
+
+# %% [markdown]
+# - Before the commit (two loads) there are 244 schedules: 108 oops at address 0x2 and 18 corrupt the
+#   stable node. After it (one load) there are 89, and none does either. The oops and the corruption
+#   are the rows of section 3 that `ACCESS_ONCE` removes.
+# - The totals differ because the second load is one more step to interleave.
+# - The three outcomes in the middle come from `page_referenced`'s own KSM branch, and the commit
+#   leaves them as they were. Either the reader saw a KSM page and its `trylock_page` failed (ksmd
+#   held the lock, so it counted one reference), or it took the lock between ksmd's two sections and
+#   found the NULL stable node (0 references), or it walked the finished stable node. All are harmless.
+# - The tests in `tests/test_race.py` derive every one of these counts by hand from the steps above.
+#
+# ### The shortest oops, step by step
+#
+# Move the slider to replay the shortest schedule that oopses. Pick another outcome to see its witness.
+# The row marked ▸ is the step just run; below the timeline is the shared state after it.
+
+# %%
+witness_stepper("reclaim", access_once=False, outcome="oops_0x2", step=7)
+
+# %%
+print(witness_step("reclaim", access_once=False, outcome="oops_0x2", step=7))
+
+# %% [markdown]
+# - Seven steps are enough. ksmd locks and write-protects the page (K1, K2). The reader sees an anon
+#   page (R1) and passes page_lock_anon_vma's flags test (R5). Then ksmd writes `0x3` (K3), the reader
+#   loads `page->mapping` again (R6), and `spin_lock` runs at 0x2 (R7).
+# - ksmd still holds the page lock when the reader crashes. The lock cannot help, because the reader
+#   never asked for it: an anonymous page is read without it.
+#
+# The same schedule as a picture: one lane per CPU, and `page->mapping` after each step on top.
+
+# %%
+import matplotlib.pyplot as plt
+fig = draw_schedule(race.explore("reclaim", access_once=False).witness("oops_0x2"))
+plt.close(fig)
+fig
+
+# %% [markdown]
+# *Figure 1. The shortest oops. The reader's two loads (R5, R6) fall on either side of ksmd's K3, so the
+# flags test saw `anon_vma|1` and the pointer came from `0x3`.*
+#
+# ### The mapper, with and without the page lock
+
+# %%
+show_table(outcome_frame("swapin"))
+
+# %% [markdown]
+# - With the page lock (as `do_swap_page` takes it) nothing goes wrong in any of 12 schedules. Either
+#   the mapper sees the KSM page and only adds to `_mapcount`, or it maps the anon page before the upgrade.
+#   When it holds the lock as ksmd arrives, ksmd's `trylock_page` fails and ksmd simply backs off.
+# - Without the lock, 120 of 190 schedules trip `__page_check_anon_rmap`'s BUG_ON, and 19 are caught by
+#   `VM_BUG_ON(!PageLocked(page))`. That check only asks whether *someone* holds the lock, so it passes
+#   whenever ksmd holds it.
+# - No schedule here downgrades the page: while A keeps its pte, B's mapping is never the page's first,
+#   and only a first mapping writes `page->mapping`.
+
+# %%
+show_table(outcome_frame("swapin_after_zap"))
+
+# %% [markdown]
+# - Here A drops its pte meanwhile (`madvise(MADV_DONTNEED)`, which holds A's `mmap_sem` only for
+#   reading and so can run beside ksmd). Now B's mapping can be the page's first, and without the lock 17
+#   schedules **downgrade** the KSM page to anon. With the lock, none of 123 schedules do anything wrong.
+
+# %%
+print(race.explore("swapin_after_zap", mapper_locks=False).witness("downgraded"))
+
+# %% [markdown]
+# - The mapper's `PageKsm` test (M3) saw `anon_vma|1` before ksmd's K3, and its `__page_set_anon_rmap`
+#   (M5) wrote `anon_vma|1` over `0x3`. ksmd, coming back to map the "KSM" page into the tree page's
+#   process (K5), then finds an anon page it does not hold the lock of: `VM_BUG_ON`.
+#
+# ### A `Machine` hands its compilation to the explorer
+#
+# The `access_once` hunk switch and the explorer's two compilations are one table,
+# `ksmlab.rmap.PAGE_LOCK_ANON_VMA_LOADS`. A sequential machine runs `page_lock_anon_vma` with the same
+# loads. Nothing runs between them there, so both compilations return the same anon_vma. Given the
+# machine, the explorer runs that machine's compilation against ksmd:
+
+# %%
+from ksmlab import Machine
+from ksmlab.rmap import PAGE_LOCK_ANON_VMA_LOADS
+for mode in ("allocate", "upgrade"):
+    m = Machine(mode=mode)
+    p = m.spawn("A")
+    addr = p.mmap(pages=1)
+    p.write(addr, b"hello")
+    anon_vma = m.kernel.page_lock_anon_vma(p.page_at(addr))
+    e = race.explore("reclaim", machine=m)
+    print(f"{mode:<9} loads at {', '.join(PAGE_LOCK_ANON_VMA_LOADS[m.switches['access_once']]):<38} "
+          f"sequentially: {anon_vma}; explored: {e.total} schedules, {e.counts['oops_0x2']} oops")
+
+# %% [markdown]
+# - The sequential result is the same in both modes, as expected. The difference appears only when the
+#   steps are interleaved.
+#
+# ## Discussion
+#
+# **How the counts compare with the analysis of the race.** The analysis behind h8 and h9 says that a double load can mix `anon_vma|1` with `0x3` (oops at 0x2) or with `stable_node|3` (a lock
+# taken 2 bytes into a `struct stable_node`). It says the opposite order is harmless, that with
+# `ACCESS_ONCE` only the real anon_vma or NULL remain, and that a racing first mapping without the page
+# lock could downgrade a KSM page. The explorer agrees on every one of these points and adds four that
+# the analysis does not make:
+#
+# 1. **More harmless outcomes.** The reader that sees a KSM page goes through `page_referenced`'s own
+#    branch: a failed trylock (counted as referenced), the NULL stable node between ksmd's two sections
+#    (`page_referenced_ksm` returns 0, `ksm.c.after:1571-1573`), or the finished node.
+# 2. **The race needs a read-only pte.** With a writable pte, `write_protect_page`'s count check fails
+#    because of reclaim's own reference, and ksmd never upgrades a page that reclaim is looking at. So
+#    the window is open for pages whose ptes are already write-protected: swapped in by a read fault, or
+#    shared after fork. This narrows the race but does not close it.
+# 3. **A downgrade needs a first mapping.** A non-first mapping without the lock trips
+#    `__page_check_anon_rmap` instead, with `CONFIG_DEBUG_VM`. A first mapping of a page that ksmd is
+#    upgrading needs the page to lose all its ptes meanwhile, as A's `MADV_DONTNEED` does here.
+# 4. **`VM_BUG_ON(!PageLocked(page))` cannot tell whose lock it is.** It catches a lockless caller only
+#    at a moment when ksmd does not hold the lock.
+#
+# **What the model leaves out.** `page_referenced` reads `page->mapping` for its tests at
+# `rmap.c.after:518-529`. The model gives that whole branch one load, as a compiler merges them (no
+# barrier separates them on the path without the trylock). A compilation that loaded again at line 526
+# could send the reader into `page_referenced_ksm` without the page lock. The commit does not touch that
+# line, and the explorer does not model it. The model also assumes sequentially consistent memory and
+# `CONFIG_DEBUG_VM`. It leaves out reference counts, `PG_referenced`, and what `page_referenced_one`
+# does under each pte lock. The counts are numbers of interleavings at this granularity, not
+# probabilities: a real CPU rarely stops between two adjacent loads.
+#
+# ## Check yourself
+#
+# 1. With `ACCESS_ONCE`, the reader can still lock the page's anon_vma while ksmd turns the page into a
+#    KSM page. Why is that still correct?
+# 2. Why does ksmd's `replace_page` not need the KSM page's lock to call `page_add_anon_rmap` on it, when
+#    `do_swap_page` needs it?
+# 3. The totals are 244 before the commit and 89 after. Explain where the difference comes from, without
+#    reading the tests.
+#
+# Then try the exercise: [exercises/09-the-race.ipynb](../exercises/09-the-race.ipynb) asks you to find a
+# schedule that oopses.
+#
+# ## References
+#
+# - Hugh Dickins, "ksm: share anon page without allocating", Linux commit 80e148226028 (2.6.33, 2009):
+#   `ksmlab/data/ksm-commit.diff`, hunks h8 (`rmap.c.after:207`) and h9 (`rmap.c.after:669-671`).
+# - `page_lock_anon_vma`: `rmap.c.before:201-218`, `rmap.c.after:201-218`; `page_referenced`:
+#   `rmap.c.after:506-543`; `page_add_anon_rmap`: `rmap.c.after:662-687`.
+# - ksmd's two locked sections: `ksm.c.after:839-892` and `ksm.c.after:1216-1222`; `stable_tree_insert`:
+#   `ksm.c.after:1062-1063`; `page_referenced_ksm`: `ksm.c.after:1558-1573`.
+# - `do_swap_page`: `memory.c.5ad64688-excerpts.c:301-432`.
+# - Reclaim's caller and `MADV_DONTNEED`'s locking, in 2.6.32.70: `2.6.32.70 mm/vmscan.c:1394-1395`,
+#   `2.6.32.70 mm/madvise.c:22-33`.
+# - Jonathan Corbet, "ACCESS_ONCE()", LWN.net, 2012: https://lwn.net/Articles/508991/
+# - The explorer: `ksmlab/race.py`; its counts, derived by hand: `tests/test_race.py`.
