@@ -5,7 +5,7 @@ as it is (the i-th live process, the j-th mapped page...) and skips the few that
 (nothing mapped, no process to fork into...), so only valid operations run. Cgroups have no limit,
 so no operation can legitimately run out of memory.
 
-Budget (default profile): ``test_safe_combination`` runs 8 safe hunk combinations x 150 examples
+Budget (default profile): ``test_safe_combination`` runs 12 safe hunk combinations x 100 examples
 x 10-40 operations (1,200 machines, about 30,000 steps); ``test_todays_kernel_options`` 2 modes x
 150 examples with a random mix of ksmlab.modern's options (about 7,500 steps);
 ``test_modes_agree_on_the_counters`` runs 300 examples x 10-50 operations on two machines in
@@ -169,7 +169,7 @@ def test_there_are_twelve_safe_combinations():
 
 
 @pytest.mark.parametrize("switches", SAFE, ids=[combo_id(s) for s in SAFE])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops_strategy, drain=st.booleans())
 def test_safe_combination(switches, ops, drain):
     mode = "upgrade" if switches["upgrade_in_place"] else "allocate"
