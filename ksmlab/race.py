@@ -380,7 +380,7 @@ def reader_steps(access_once: bool) -> list[StepDef]:
         steps.append(StepDef("R6", "reader", loads[1], "anon_vma = (struct anon_vma *) (anon_mapping - PAGE_MAPPING_ANON)",
                              "the compiler re-loads page->mapping for anon_mapping instead of keeping it", _r6))
     steps.append(StepDef("R7", "reader", f"{file}:214", "spin_lock(&anon_vma->lock)",
-                         "the lock word is the first field of struct anon_vma", _r7))
+                         "the lock is struct anon_vma's first field (2.6.32.70 include/linux/rmap.h:27-28)", _r7))
     return steps
 
 

@@ -120,15 +120,18 @@ show("rmap.c.after:207")
 # Nothing between the two lines stops it. The compiler may not move or repeat memory accesses across a
 # **compiler barrier** (an `asm` statement that clobbers memory, as `barrier()` and the atomic bit
 # operations are, or a call into code it cannot see), and there is none here: `page_mapped()` reads
-# `_mapcount` through a volatile access to a different field, and that is not a barrier. If ksmd's upgrade falls between the two loads,
-# the test sees one value and the pointer comes from another:
+# `_mapcount` through a volatile access to a different field, and that is not a barrier. If ksmd's
+# upgrade falls between the two loads, the test sees one value and the pointer comes from another.
+# `spin_lock` then writes the lock word at the pointer: the lock is `struct anon_vma`'s first field
+# (in 2.6.32.70: `2.6.32.70 include/linux/rmap.h:27-28`), and `struct stable_node` starts with its
+# `page` pointer (`ksm.c.after:115-119`).
 #
 # | first load (test) | second load (pointer) | `anon_vma` | what `spin_lock(&anon_vma->lock)` does |
 # |---|---|---|---|
-# | `anon_vma|1` | `anon_vma|1` | the page's anon_vma | locks it: correct |
-# | `anon_vma|1` | `0x3` | `0x2` | writes near address 2: an **oops** |
-# | `anon_vma|1` | `stable_node|3` | `stable_node + 2` | writes into `stable_node->page`: **silent corruption** |
-# | `0x3` or `stable_node|3` | (not reached) | | the test fails, NULL: a reference missed, harmless |
+# | `anon_vma\|1` | `anon_vma\|1` | the page's anon_vma | locks it: correct |
+# | `anon_vma\|1` | `0x3` | `0x2` | writes near address 2: an **oops** |
+# | `anon_vma\|1` | `stable_node\|3` | `stable_node + 2` | writes into `stable_node->page`: **silent corruption** |
+# | `0x3` or `stable_node\|3` | (not reached) | | the test fails, NULL: a reference missed, harmless |
 #
 # `ACCESS_ONCE(page->mapping)` is a volatile read, and the compiler must perform it exactly once. With
 # it, the test and the pointer come from the same value, so only the first and the last rows remain.
@@ -311,9 +314,10 @@ for mode in ("allocate", "upgrade"):
 #    branch: a failed trylock (counted as referenced), the NULL stable node between ksmd's two sections
 #    (`page_referenced_ksm` returns 0, `ksm.c.after:1571-1573`), or the finished node.
 # 2. **The race needs a read-only pte.** With a writable pte, `write_protect_page`'s count check fails
-#    because of reclaim's own reference, and ksmd never upgrades a page that reclaim is looking at. So
-#    the window is open for pages whose ptes are already write-protected: swapped in by a read fault, or
-#    shared after fork. This narrows the race but does not close it.
+#    because of the reference reclaim holds while the page is off the LRU list, so ksmd never upgrades a
+#    page that reclaim is looking at. The window is open only for pages whose ptes are already
+#    write-protected: swapped in by a read fault, or shared after fork. This narrows the race but does
+#    not close it.
 # 3. **A downgrade needs a first mapping.** A non-first mapping without the lock trips
 #    `__page_check_anon_rmap` instead, with `CONFIG_DEBUG_VM`. A first mapping of a page that ksmd is
 #    upgrading needs the page to lose all its ptes meanwhile, as A's `MADV_DONTNEED` does here.
