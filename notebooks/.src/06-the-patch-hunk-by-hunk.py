@@ -454,7 +454,9 @@ show_hunk("h8")
 #   `anon_vma | 1` to `0x3` under the page lock, and this reader does not take it.
 # - `ACCESS_ONCE` makes the compiler read `page->mapping` exactly once (`rmap.c.after:207`), so the flag
 #   test and the pointer come from the same value. Read twice, the test could see `anon_vma | 1`
-#   (anon) and the pointer `0x3 & ~3`, NULL. The upgrade h2 performs is the write in this race; the
+#   (anon) and the pointer `0x3 - PAGE_MAPPING_ANON` = `0x2` (`rmap.c.before:213`): `spin_lock` at
+#   address 2, an oops (or `stable_node + 2`, a lock taken inside the stable node, if the second read
+#   comes after `stable_tree_insert`). The upgrade h2 performs is the write in this race; the
 #   values it writes are those of page 2 in the h2 run above. Lesson [09 · The race](09-the-race.ipynb)
 #   runs the race itself, read by read.
 #
