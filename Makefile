@@ -5,6 +5,7 @@
 #   make test    pytest over tests/ plus nbval over notebooks/ and solutions/
 #   make bench   run benchmarks/run.py
 #   make properties   the long property runs (crc32 vs jhash2 lockstep, PROPERTY_EXAMPLES per mode)
+#   make fuzz    the long engine fuzz: FUZZ_SEQUENCES (10,000) random sequences per mode, shadow model, real SIGINTs
 #   make notebooks    write notebooks/ and solutions/ from their .src/ sources (jupytext), execute them, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make solutions    rebuild and re-execute solutions/*.ipynb from solutions/.src (jupytext), then exercises/
@@ -27,7 +28,7 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test bench lock clean notebooks exercises solutions properties
+.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions properties
 
 help:
 	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -123,6 +124,13 @@ $(NBGRADER_STAMP): constraints-nbgrader.txt
 	@test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
 	$(NBGRADER_VENV)/bin/python -m pip install --quiet -c constraints-nbgrader.txt nbgrader
 	@touch $@
+
+# --- the long property run (issue 8) ------------------------------------------------
+# Random operation sequences in both modes against a shadow model, validate() after every
+# step, real SIGINTs at random steps (tests/fuzz_engine.py); `make test` runs 40 per mode.
+FUZZ_SEQUENCES ?= 10000
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz_engine.py --sequences $(FUZZ_SEQUENCES) $(FUZZ_ARGS)
 
 # --- benchmarks -------------------------------------------------------------------
 bench: $(STAMP)

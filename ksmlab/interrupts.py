@@ -13,7 +13,9 @@ stops there:
 - ``write_pages``: between two pages (the pages before are written, the rest are not).
 
 Operations without such a point inside (one ``write``, ``mlock``, ``fork``, ``munmap``, ``exit``...)
-finish first. When the operation returns, the interrupt is delivered: as
+finish first. If the operation raises on its own (``OutOfMemory``, ``RunStopped``, a
+``KernelOops``), that exception propagates and the interrupt is dropped: the call has stopped
+anyway. When the operation returns, the interrupt is delivered: as
 :class:`~ksmlab.Interrupted` (a ``KeyboardInterrupt``, so Jupyter shows an interrupted cell) when
 the handler before was Python's default, else to that handler. The machine passes ``validate()``.
 
@@ -67,12 +69,20 @@ def deferring_sigint(method):
             return method(self, *args, **kwargs)
         kernel.sigint_depth = 1
         try:
-            return method(self, *args, **kwargs)
-        finally:
+            result = method(self, *args, **kwargs)
+        except BaseException:
+            # the call failed on its own (OutOfMemory, KernelOops, ...): that says what happened;
+            # an interrupt that arrived meanwhile is dropped, the call has stopped anyway
             kernel.sigint_depth = 0
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-            if kernel.sigint_pending:
-                kernel.sigint_pending = False
-                _deliver(previous, kernel)
+            kernel.sigint_pending = False
+            kernel.interrupted_at = None
+            raise
+        kernel.sigint_depth = 0
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if kernel.sigint_pending:
+            kernel.sigint_pending = False
+            _deliver(previous, kernel)
+        return result
 
     return wrapper

@@ -19,7 +19,10 @@ nothing. The machine boots with ``run`` = 1 (as if the administrator had written
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import gc
+import inspect
 from collections.abc import Callable, Mapping
 
 from .errors import Interrupted, KernelOops, KsmlabError, OutOfMemory, RunStopped
@@ -33,6 +36,9 @@ from .mm import (MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_REA
 from .page import PAGE_SHIFT, PAGE_SIZE
 from .trace import TRACE_LIMIT, Trace
 
+#: ``ULONG_MAX`` on x86-64: what ``strict_strtoul`` accepts.
+ULONG_MAX = (1 << 64) - 1
+
 #: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
 MMAP_MIN_ADDR = 0x10000
 
@@ -41,11 +47,46 @@ __all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES", "DEFAULT_
 #: 1 GiB of simulated RAM.
 DEFAULT_RAM_PAGES = 262_144
 
+#: The most simulated RAM a Machine takes: 2**24 pages, 64 GiB (each page in use costs the host
+#: about 600 bytes, so a machine this full needs some 10 GB of real memory).
+MAX_RAM_PAGES = 1 << 24
+
 #: ``Ksmd.run``'s default bounds: rmap_items visited, and full scans completed, in one call.
 DEFAULT_MAX_PAGES = 10_000_000
 DEFAULT_MAX_PASSES = 1_000
 
 _ADVICE = ("MADV_MERGEABLE", "MADV_UNMERGEABLE")
+
+
+def _suggest_keywords(function):
+    """Decorator: a call with a keyword ``function`` does not take (``Machine(use_zero_page=True)``)
+    raises :class:`KsmlabError` naming the closest keyword it does take, instead of a bare TypeError.
+    Only when binding the arguments fails; a TypeError from inside ``function`` is left alone."""
+    signature = inspect.signature(function)
+    names = [n for n, prm in signature.parameters.items()
+             if prm.kind not in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD) and n != "self"]
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except TypeError as error:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError:
+                pass
+            else:
+                raise                                     # the arguments fit: not a calling mistake
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            where = function.__qualname__.replace(".__init__", "")
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], names, n=1, cutoff=0.6)
+                hint = f": did you mean {close[0]!r}?" if close else ""
+                raise KsmlabError(f"{where}() takes no keyword {unknown[0]!r}{hint} (it takes "
+                                  f"{', '.join(names)})") from None
+            raise KsmlabError(f"{where}(): {error} (it takes {', '.join(names)})") from None
+
+    return wrapper
 
 
 def _check_int(value, what: str, minimum: int = 0) -> int:
@@ -54,6 +95,27 @@ def _check_int(value, what: str, minimum: int = 0) -> int:
     if value < minimum:
         raise KsmlabError(f"{what} must be at least {minimum}, not {value}")
     return value
+
+
+def _as_bytes(data, what: str) -> bytes:
+    """The one rule for data: bytes-like means the buffer protocol with single-byte items (``bytes``,
+    ``bytearray``, their subclasses, a ``memoryview`` of them, ``array('B')``). It is copied with
+    ``bytes()`` first, and its length and contents are that copy's. Anything else (``str``, ``int``,
+    ``array('I')`` or a memoryview of one, a released memoryview) is a :class:`KsmlabError`."""
+    if isinstance(data, str):
+        raise KsmlabError(f"{what} must be bytes, not str: use e.g. {data[:10]!r}.encode()")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise KsmlabError(f"{what} must be bytes, not {type(data).__name__}: use e.g. b'hello' or "
+                          "'hello'.encode()") from None
+    except ValueError as e:                                 # a released memoryview
+        raise KsmlabError(f"{what} is unusable: {e}") from None
+    with view:
+        if view.itemsize != 1:
+            raise KsmlabError(f"{what} must hold single bytes, not items of {view.itemsize} bytes "
+                              f"(format {view.format!r}): convert it first, e.g. arr.tobytes()")
+        return view.tobytes()
 
 
 def _check_name(name, what: str) -> str:
@@ -97,7 +159,7 @@ class Machine:
     check_contents:
         Keep what each process last wrote, so :meth:`validate` can prove KSM is invisible.
     """
-
+    @_suggest_keywords
     def __init__(self, mode: str = "upgrade", hunks: dict | None = None, *, ram_pages: int = DEFAULT_RAM_PAGES,
                  checksum: str = "jhash2", checksum_first: bool = False, smart_scan: bool = False,
                  use_zero_pages: bool = False, max_page_sharing: int | None = None,
@@ -107,6 +169,9 @@ class Machine:
             raise KsmlabError(f"hunks must be a dict of switch names to True/False, not {hunks!r}")
         switches = resolve_switches(mode, dict(hunks or {}))
         _check_int(ram_pages, "ram_pages", minimum=16)
+        if ram_pages > MAX_RAM_PAGES:
+            raise KsmlabError(f"ram_pages={ram_pages} is more than ksmlab models ({MAX_RAM_PAGES} pages, 64 GiB: "
+                              "each page in use costs the host about 600 bytes)")
         if max_page_sharing is not None:
             _check_int(max_page_sharing, "max_page_sharing", minimum=2)
         for flag, value in (("checksum_first", checksum_first), ("drain_before_pass", drain_before_pass),
@@ -167,6 +232,7 @@ class Machine:
 
     # ------------------------------------------------------------ cgroups and processes
 
+    @_suggest_keywords
     @deferring_sigint
     def add_cgroup(self, name: str, limit_pages: int | None = None) -> None:
         """Create memory cgroup ``name``, with a limit in pages (``None``: unlimited)."""
@@ -178,13 +244,18 @@ class Machine:
         self.kernel.cgroups[name] = MemCgroup(name, limit_pages)
 
     def _cgroup(self, name) -> MemCgroup:
-        cgroup = self.kernel.cgroups.get(name) if isinstance(name, str) else None
+        if not isinstance(name, str):
+            known = ", ".join(repr(c) for c in self.kernel.cgroups)
+            raise KsmlabError(f"cgroup must be the name of a cgroup (a str), not {name!r}; leave it out for "
+                              f"{ROOT_CGROUP!r} (cgroups: {known})")
+        cgroup = self.kernel.cgroups.get(name)
         if cgroup is None:
             known = ", ".join(repr(c) for c in self.kernel.cgroups)
             raise KsmlabError(f"unknown cgroup {name!r}: create it with m.add_cgroup({name!r}) first "
                               f"(cgroups: {known})")
         return cgroup
 
+    @_suggest_keywords
     @deferring_sigint
     def spawn(self, name: str, cgroup: str = ROOT_CGROUP) -> "Process":
         """Start process ``name`` in ``cgroup`` with an empty address space."""
@@ -212,14 +283,14 @@ class Machine:
         mm.process = process
         self.processes[name] = process
         return process
-
+    @_suggest_keywords
     def process(self, name: str) -> "Process":
         """The process called ``name``."""
         try:
             return self.processes[name]
         except (KeyError, TypeError):
             raise KsmlabError(f"unknown process {name!r}: processes are {', '.join(self.processes) or 'none'}") from None
-
+    @_suggest_keywords
     def watch(self, *pfns: int) -> None:
         """Record, with every later trace event, ``_count`` and mapcount of these pages (a pfn not
         allocated yet reads as 0): see :func:`ksmlab.views.tables.refcount_frame`. ``watch()`` stops."""
@@ -332,6 +403,11 @@ class Process:
                               f"({PAGE_SIZE})")
         end = addr + length
         kernel = self.machine.kernel
+        if length == 0:
+            vma = kernel.find_vma(self.mm, addr)
+            if vma is None or vma.vm_start > addr:
+                raise KsmlabError(f"{what}: address {addr:#x} of {self.name} lies outside every mapping, even for "
+                                  f"0 bytes (mappings: {self._vma_list()})")
         pos = addr
         while pos < end:
             vma = kernel.find_vma(self.mm, pos)
@@ -346,6 +422,7 @@ class Process:
 
     # ------------------------------------------------------------ system calls
 
+    @_suggest_keywords
     @deferring_sigint
     def mmap(self, pages: int) -> int:
         """``mmap(NULL, pages * PAGE_SIZE, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)``: the address."""
@@ -363,6 +440,7 @@ class Process:
         mm.free_area_cache = start - PAGE_SIZE
         return start
 
+    @_suggest_keywords
     @deferring_sigint
     def write(self, addr: int, data) -> None:
         """Write ``data`` (bytes) at ``addr``, faulting pages in; it may span pages of one mapping.
@@ -370,9 +448,7 @@ class Process:
         kernel would run the memcg OOM killer, which kills a task of the cgroup (maybe this one),
         and the write would be retried (see :mod:`ksmlab.memcg`)."""
         self._check()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise KsmlabError(f"data must be bytes, not {type(data).__name__}: use e.g. b'hello' or 'hello'.encode()")
-        data = bytes(data)
+        data = _as_bytes(data, "data")
         start, end = self._range(addr, len(data), "write", aligned=False)
         if not data:
             return
@@ -416,6 +492,7 @@ class Process:
                 self.written[vpn] = kernel.contents.overlay(self.written.get(vpn, b""), lo, data[offset:offset + n])
             offset += n
 
+    @_suggest_keywords
     @deferring_sigint
     def read(self, addr: int, length: int) -> bytes:
         """Read ``length`` bytes at ``addr``; a never-written page maps the shared zero page."""
@@ -442,6 +519,7 @@ class Process:
             out += chunk + bytes(hi - lo - len(chunk))
         return bytes(out)
 
+    @_suggest_keywords
     @deferring_sigint
     def write_pages(self, addr: int, chunks) -> None:
         """Write ``chunks[j]`` (bytes, at most a page) at the start of page j from ``addr`` (page aligned):
@@ -452,10 +530,16 @@ class Process:
         _check_int(addr, "write_pages address")
         if addr % PAGE_SIZE:
             raise KsmlabError(f"write_pages: address {addr:#x} must be a multiple of PAGE_SIZE ({PAGE_SIZE})")
-        chunks = list(chunks)
+        if isinstance(chunks, (bytes, bytearray, memoryview, str)):
+            raise KsmlabError("write_pages takes a list of chunks, one bytes object per page, not a single "
+                              f"{type(chunks).__name__}: write_pages(addr, [b'abc']), or write(addr, b'abc')")
+        try:
+            chunks = list(chunks)
+        except TypeError:
+            raise KsmlabError(f"write_pages takes a list of chunks (bytes, one per page), not "
+                              f"{type(chunks).__name__} {chunks!r}") from None
         for j, chunk in enumerate(chunks):
-            if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                raise KsmlabError(f"write_pages: chunk {j} must be bytes, not {type(chunk).__name__}")
+            chunks[j] = chunk = _as_bytes(chunk, f"write_pages: chunk {j}")
             if len(chunk) > PAGE_SIZE:
                 raise KsmlabError(f"write_pages: chunk {j} has {len(chunk)} bytes, more than a page ({PAGE_SIZE})")
         if chunks:
@@ -469,6 +553,7 @@ class Process:
                 break
             self.write(addr + j * PAGE_SIZE, chunk)
 
+    @_suggest_keywords
     @deferring_sigint
     def read_pages(self, addr: int, pages: int, n: int = PAGE_SIZE) -> list[bytes]:
         """The first ``n`` bytes of each of ``pages`` pages from ``addr`` (page aligned):
@@ -483,6 +568,7 @@ class Process:
             self._range(addr, pages * PAGE_SIZE, "read_pages", aligned=True)
         return [self.read(addr + j * PAGE_SIZE, n) for j in range(pages)]
 
+    @_suggest_keywords
     @deferring_sigint
     def madvise(self, addr: int, length: int, advice: str) -> None:
         """``madvise(addr, length, MADV_MERGEABLE or MADV_UNMERGEABLE)`` (``madvise_behavior`` and
@@ -512,6 +598,7 @@ class Process:
                               "failed stays VM_MERGEABLE and unsplit. The kernel would first have run the memcg "
                               "OOM killer, which kills a task of the cgroup (see ksmlab.memcg)", self.mm.memcg.name)
 
+    @_suggest_keywords
     @deferring_sigint
     def fork(self, name: str, cgroup: str | None = None) -> "Process":
         """``fork()``: a child named ``name`` in ``cgroup`` (``None``: this process's cgroup). Pages are
@@ -527,10 +614,14 @@ class Process:
             child.written = self.written.copy()
         return child
 
+    @_suggest_keywords
     @deferring_sigint
     def munmap(self, addr: int, length: int) -> None:
-        """``munmap(addr, length)``: ptes go (uncharging at the last unmap), the range is unmapped."""
+        """``munmap(addr, length)``: ptes go (uncharging at the last unmap), the range is unmapped.
+        A length of 0 is refused, as Linux refuses it with EINVAL (``2.6.32.70 mm/mmap.c:1902-1903``)."""
         self._check()
+        if length == 0 and not isinstance(length, bool):
+            raise KsmlabError("munmap: length 0 is invalid (EINVAL, as in do_munmap): give at least one page")
         start, end = self._range(addr, length, "munmap", aligned=True)
         if start == end:
             return
@@ -539,6 +630,7 @@ class Process:
             self.written.pop(vpn, None)
         self.written.free_pte_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
 
+    @_suggest_keywords
     @deferring_sigint
     def mlock(self, addr: int, length: int) -> None:
         """``mlock(addr, length)``: VM_LOCKED; every page is faulted in (written) and mlocked. If the
@@ -563,6 +655,7 @@ class Process:
             for vpn in vpns:
                 self.written.setdefault(vpn, b"")
 
+    @_suggest_keywords
     @deferring_sigint
     def munlock(self, addr: int, length: int) -> None:
         """``munlock(addr, length)``."""
@@ -581,12 +674,14 @@ class Process:
         self.written = PageTable()
 
     # ------------------------------------------------------------ inspection
-
+    @_suggest_keywords
     def pte(self, addr: int):
-        """The pte mapping ``addr``, or ``None``."""
+        """The pte mapping ``addr``, or ``None``. An exited process has no page table to ask."""
         _check_int(addr, "address")
+        if not self.alive:
+            raise KsmlabError(f"process {self.name!r} has exited: its address space is gone")
         return self.mm.pgtable.get(addr >> PAGE_SHIFT)
-
+    @_suggest_keywords
     def page_at(self, addr: int):
         """The ``struct page`` mapped at ``addr`` (the zero page included), or ``None``."""
         pte = self.pte(addr)
@@ -632,6 +727,7 @@ class Ksmd:
             raise KsmlabError("ksmd has nothing to scan: no process has called madvise(MADV_MERGEABLE) on a "
                               "mapping that is still there, so ksmd would sleep for ever")
 
+    @_suggest_keywords
     @deferring_sigint
     def scan(self, pages: int = 1) -> int:
         """``ksm_do_scan(pages)``: visit up to ``pages`` rmap_items, stopping at the end of a pass.
@@ -640,6 +736,7 @@ class Ksmd:
         self._check_can_run()
         return self.machine._run_kernel(self.machine.kernel.ksm_do_scan, pages)
 
+    @_suggest_keywords
     @deferring_sigint
     def run(self, full_scans: int | None = None, until: Callable | None = None,
             max_pages: int | None = DEFAULT_MAX_PAGES, max_passes: int | None = DEFAULT_MAX_PASSES) -> int:
@@ -749,7 +846,21 @@ class Sysfs(Mapping):
             extra += ["max_page_sharing", "stable_node_chains", "stable_node_dups"]
         self.READ_ONLY = self.READ_ONLY + tuple(extra)   # the entries of today's kernels this machine models
 
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in self.WRITABLE + self.READ_ONLY
+
+    def get(self, name, default=None):
+        """``m.sysfs[name]`` if there is such an entry, else ``default`` (the Mapping protocol)."""
+        return self[name] if name in self else default
+
+    def __delitem__(self, name) -> None:
+        raise KsmlabError(f"/sys/kernel/mm/ksm/{name} cannot be deleted: sysfs entries are fixed; write a value "
+                          "instead, e.g. m.sysfs['run'] = 0")
+
     def __getitem__(self, name: str) -> int:
+        if not isinstance(name, str):
+            raise KsmlabError(f"a /sys/kernel/mm/ksm entry is named by a str, not {name!r}: entries are "
+                              f"{', '.join(self.WRITABLE + self.READ_ONLY)}")
         k = self._machine.kernel
         modern = {"pages_skipped": "ksm_pages_skipped", "ksm_zero_pages": "ksm_zero_pages",
                   "max_page_sharing": "max_page_sharing", "stable_node_chains": "ksm_stable_node_chains",
@@ -777,6 +888,9 @@ class Sysfs(Mapping):
 
     @deferring_sigint
     def __setitem__(self, name: str, value) -> None:
+        if not isinstance(name, str):
+            raise KsmlabError(f"a /sys/kernel/mm/ksm entry is named by a str, not {name!r}: writable entries are "
+                              f"{', '.join(self.WRITABLE)}")
         if name in self.READ_ONLY:
             raise KsmlabError(f"/sys/kernel/mm/ksm/{name} is read-only")
         if name not in self.WRITABLE:
@@ -819,8 +933,11 @@ class Sysfs(Mapping):
                 raise KsmlabError(f"sleep_millisecs must fit an unsigned int, not {value} (EINVAL)")
             k.ksm_thread_sleep_millisecs = value
         else:
+            if value > ULONG_MAX:                      # strict_strtoul() fails: ksm.c.after:1770-1772
+                raise KsmlabError(f"max_kernel_pages must fit an unsigned long (at most {ULONG_MAX}), not {value} "
+                                  "(EINVAL)")
             k.ksm_max_kernel_pages = value
-
+    @_suggest_keywords
     def write(self, name: str, value, *, signal_after: int | None = None) -> None:
         """``m.sysfs[name] = value``; with ``signal_after=N`` a signal becomes pending for the writer
         after unmerging has passed ``signal_pending(current)`` N times (N pages), as when Ctrl-C hits

@@ -398,17 +398,25 @@ class PageOps:
     def put_page(self, page: Page, function: str = "put_page") -> None:
         """``put_page()``: drop a reference; the page is freed when its count reaches 0.
 
-        A count that falls below the number of ptes still mapping the page is the underflow the
-        commit's removed ``put_page(kpage)`` (hunk h7) would cause if it were kept: the kernel would
-        free the page at the next unmap while another pte still maps it (``Bad page state``). ksmlab
-        stops right here, naming it.
+        A count that falls below the references the page must still have, one per pte mapping it
+        and one for the pagevec it is parked in, is the underflow the commit's removed
+        ``put_page(kpage)`` (hunk h7) would cause if it were kept. The kernel checks nothing here: it
+        reports ``Bad page state`` only when the page is freed while still mapped, which comes at the
+        next unmap, or when the pagevec drains, whichever drops the last reference. ksmlab stops at
+        this put_page instead, the one point that is the same whether or not a pagevec delays the
+        free (with the kept put_page(kpage): ``ksm_do_scan``'s ``put_page(page)``, the moment ksmd's
+        own reference goes and the count no longer covers the ptes and the pagevec).
         """
         page._count -= 1
         count = page._count
-        if count <= page._mapcount:
+        if count <= page._mapcount + (page.pagevec is not None):
+            parked = page.pagevec is not None
             raise KernelOops("Bad page state", function,
                              f"refcount underflow: page {page.pfn} has _count {count} but {page._mapcount + 1} "
-                             "pte(s) map it; the next unmap frees it while it is still mapped", page.pfn)
+                             "pte(s) map it" + (" and a pagevec holds it" if parked else "") + "; the kernel "
+                             "notices nothing yet, and reports Bad page state when the page is freed while still "
+                             "mapped: at the next unmap" + (" or when the pagevec drains" if parked else ""),
+                             page.pfn)
         if count == 0:
             if page.pagevec is not None:       # cannot happen: the pagevec holds a reference
                 raise KernelOops("Bad page state", function, f"page {page.pfn} freed while in a pagevec", page.pfn)
