@@ -86,3 +86,18 @@ def test_probe_records_calls_and_puts_the_method_back():
     frame = calls_frame(calls)
     assert frame.loc[(1, 2), "mapping"].endswith("→ 0x3")
     assert "ev" not in vars(m.kernel)
+
+
+def test_who_pays_two_tenants_and_the_limit():
+    from ksmlab.views.accounting import a_tenant_at_its_limit, compare, two_tenants as tenants
+
+    # Derived from the sources: allocate's kpages are never charged (ksm.c.before:946); after the
+    # commit the scanned page (b's, madvised second) keeps B's charge (ksm.c.after:953).
+    c = compare(tenants)
+    assert c.frame.loc["B", ("upgrade", "KSM charged")] == 4 and c.frame.loc["A", ("upgrade", "charged")] == 0
+    assert c.frame.loc["(charged to no cgroup)", ("allocate", "charged")] == 4
+    assert ("B", "charged") in c.differs and ("A", "maps") not in c.differs
+    assert "4*" in repr(c) and "background-color:#fff3b0" in c._repr_html_()
+    limit = compare(a_tenant_at_its_limit)
+    assert limit.notes["allocate"] == "" and "refused" in limit.notes["upgrade"]
+    assert limit.frame.loc["B", ("allocate", "maps")] == 8 and limit.frame.loc["B", ("upgrade", "maps")] == 4
