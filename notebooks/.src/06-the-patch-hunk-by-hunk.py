@@ -453,12 +453,28 @@ show_hunk("h8")
 #   the old code only ever made fresh pages KSM. Now h2 changes `page->mapping` of a mapped page from
 #   `anon_vma | 1` to `0x3` under the page lock, and this reader does not take it.
 # - `ACCESS_ONCE` makes the compiler read `page->mapping` exactly once (`rmap.c.after:207`), so the flag
-#   test and the pointer come from the same value. Read twice, the test could see `anon_vma | 1`
-#   (anon) and the pointer `0x3 - PAGE_MAPPING_ANON` = `0x2` (`rmap.c.before:213`): `spin_lock` at
-#   address 2, an oops (or `stable_node + 2`, a lock taken inside the stable node, if the second read
-#   comes after `stable_tree_insert`). The upgrade h2 performs is the write in this race; the
-#   values it writes are those of page 2 in the h2 run above. Lesson [09 · The race](09-the-race.ipynb)
-#   runs the race itself, read by read.
+#   test (`:208`) and the pointer (`anon_mapping - PAGE_MAPPING_ANON`, `:213`) come from the same value.
+#   If the compiler re-read it, the test could see `anon_vma | 1` (anon) and the pointer be computed from
+#   the upgraded value: `0x3 - 1` = `0x2`, and `spin_lock` at address 0x2 oopses; or, once
+#   `stable_tree_insert` has run, `stable_node | 3` minus 1, a "lock" taken inside the stable node,
+#   silent corruption. The upgrade h2 performs is the write in this race; the values it writes are those
+#   of page 2 in the h2 run above.
+#
+# The run: `ksmlab.race` steps ksmd's upgrade and reclaim's `page_lock_anon_vma` as atomic steps and
+# counts every interleaving by outcome, with `page->mapping` read twice (`access_once=False`, the
+# compilation the old line allowed) and once (`True`, the commit). Lesson
+# [09 · The race](09-the-race.ipynb) takes it apart, read by read.
+#
+# %%
+from ksmlab import race
+
+for access_once in (False, True):
+    print(race.explore("reclaim", access_once=access_once))
+
+# %% [markdown]
+# - With two reads, some interleavings lock address 0x2 (an oops) or a word inside the stable node
+#   (corruption); with one read (`ACCESS_ONCE`) no interleaving does: the outcomes left are the
+#   correct and the harmless ones (a reference missed or counted, which reclaim tolerates).
 #
 # ### h9: the comment of `page_add_anon_rmap` (comment only)
 
