@@ -101,3 +101,29 @@ def test_who_pays_two_tenants_and_the_limit():
     limit = compare(a_tenant_at_its_limit)
     assert limit.notes["allocate"] == "" and "refused" in limit.notes["upgrade"]
     assert limit.frame.loc["B", ("allocate", "maps")] == 8 and limit.frame.loc["B", ("upgrade", "maps")] == 4
+
+
+def test_widgets_redraw_and_carry_their_state_as_html_and_text():
+    pytest.importorskip("ipywidgets")
+    from ksmlab.views.course_widgets import hunk_switches, merge_stepper, playground
+
+    stepper = merge_stepper(two_tenants)
+    first = stepper.view.value
+    stepper.forward.click()
+    assert stepper.slider.value == 1 and stepper.view.value != first and 'data-step="1"' in stepper.view.value
+    stepper.back.click()
+    assert stepper.view.value == first
+    bundle = stepper._repr_mimebundle_()
+    assert "text/html" in bundle and bundle["text/plain"].startswith("allocate: step 0")
+
+    def merged(m):
+        two_tenants(m)
+        m.ksmd.run(full_scans=1)
+
+    switches = hunk_switches(merged)
+    assert "ran to the end" in switches.view.value
+    switches.boxes["drop_put_page"].value = False          # h7's put_page(kpage) back in: underflow
+    assert "Bad page state" in switches.view.value
+    ground = playground(picture=False)
+    ground.controls["mode"].value = "allocate"
+    assert "(charged to no cgroup)</th><td" in ground.view.value and ground._repr_mimebundle_()["text/plain"].startswith("mode allocate")

@@ -488,6 +488,64 @@ show_hunk("h9")
 #   after losing its scanned pte, through two more passes. A KSM page stops being one only when it is
 #   freed (its `mapping` is cleared then).
 #
+# ### Try it: one merge, step by step
+#
+# The stepper below replays the merging step of the two-tenant scenario (one rmap_item visited by
+# `ksm_do_scan`), one trace event at a time, both modes side by side: the ptes, the pages with their
+# `_count`, mapcount, memcg and flags, the charges and the counters, with what each event changed
+# highlighted. `forward ▶` and `◀ back` move both columns; a column that is done stays at its last step.
+
+# %%
+from ksmlab.views.course_widgets import merge_stepper, stepper_text
+
+stepper = merge_stepper(two_tenants)
+stepper
+
+# %% [markdown]
+# The same numbers without the widget: step 5 of each mode, printed.
+
+# %%
+print(stepper_text(stepper.recorded, 5))
+
+# %% [markdown]
+# - Step 5 is the upgrade itself after the commit (`set_page_stable_node`, h2: page 2 becomes KSM with
+#   `mapping` 0x3, its memcg unchanged), and the fresh kpage's pagevec reference before it (h5).
+#
+# ### Try it: leave a change out
+#
+# Each box is one behavioural change of the commit (`ksmlab/hunks.py`); all are applied (after the
+# commit). Untick one to run the two-tenant scenario with that change left out and see what breaks:
+# `drop_put_page` unticked brings back h7's `put_page(kpage)`; `upgrade_in_place` unticked brings back
+# the old allocating body of h5/h6.
+
+# %%
+from ksmlab.views.course_widgets import hunk_switches, run_with_switches, switches_text
+
+
+def merged(m):
+    """The two-tenant scenario through its merging pass."""
+    two_tenants(m).ksmd.run(full_scans=1)
+
+
+hunk_switches(merged)
+
+# %% [markdown]
+# The same, printed, for each change left out on its own:
+
+# %%
+for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page", "access_once"):
+    print(f"--- {name} left out")
+    print(switches_text(run_with_switches(merged, {name: False})))
+
+# %% [markdown]
+# - Only `drop_put_page` left out breaks this scenario: the old `put_page(kpage)` takes one reference
+#   too many from the upgraded page (`Bad page state`). `upgrade_in_place` left out is the old
+#   allocating merge: it runs, with the KSM page charged to no cgroup.
+# - `vm_locked_kpage_guard` and `drop_lru_add_drain` change only what happens in a `VM_LOCKED` area,
+#   and `access_once` only a concurrent reader: this scenario has neither, so the numbers do not move
+#   (lessons 08 and 09 have the scenarios where they do). The `unsafe` line says which combinations
+#   the kernel could not run safely.
+#
 # ## Discussion
 #
 # - **What the commit buys.** One allocation and one 4096-byte copy fewer per new KSM page, and the KSM

@@ -163,6 +163,28 @@ compare(a_tenant_at_its_limit, "a tenant at its limit")
 # - upgrade: B still pays for its 4 KSM pages, so the first new page is refused (`OutOfMemory`; the
 #   kernel would run the memcg OOM killer, see lesson 03). B's limit holds for what its processes use.
 #
+# ### Try it: a playground
+#
+# Choose the processes, their cgroups, how much of their contents is the same, the madvise order, the
+# pages and the passes; the counters, the accounting table and the picture (each virtual page joined to
+# the physical page it maps, coloured by the cgroup charged for it, grey for no cgroup) follow.
+
+# %%
+from ksmlab.views.course_widgets import play, playground, playground_text
+
+playground()
+
+# %% [markdown]
+# The same numbers, printed, for the playground's starting point and for the madvise order reversed:
+
+# %%
+print(playground_text(play()))
+print(playground_text(play(order="reversed")))
+
+# %% [markdown]
+# - Reversed, b calls madvise first, so a's pages are the ones scanned second and upgraded: A pays
+#   instead of B. Who pays follows ksmd's scan order, nothing else.
+#
 # ## Discussion
 #
 # - **What the commit fixed.** Before it, every merged page was charged to nobody: a tenant could map
