@@ -9,6 +9,7 @@
 #   make notebooks    write notebooks/ and solutions/ from their .src/ sources (jupytext), execute them, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make solutions    rebuild and re-execute solutions/*.ipynb from solutions/.src (jupytext), then exercises/
+#   make course-time  execute every lesson as Run All would; print the time and the kernel's memory
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
 #   make clean   remove .venv and build/test leftovers
 #
@@ -28,10 +29,10 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions properties
+.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions course-time properties
 
 help:
-	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,15s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml,
@@ -187,3 +188,9 @@ solutions: $(STAMP)
 # The students' notebooks: the masters with their answers blanked (ksmlab/exercises.py).
 exercises: $(STAMP)
 	$(BIN)/python -m ksmlab.exercises
+
+# The whole series, executed as a student's Run All would (fresh kernel per notebook, nothing
+# written back): wall time, kernel CPU and peak kernel memory, per notebook and in total.
+course-time: $(STAMP)
+	@mkdir -p $(TEST_HOME)
+	$(TEST_ENV) $(BIN)/python scripts/course_time.py

@@ -105,25 +105,27 @@ def test_who_pays_two_tenants_and_the_limit():
 
 def test_widgets_redraw_and_carry_their_state_as_html_and_text():
     pytest.importorskip("ipywidgets")
-    from ksmlab.views.course_widgets import hunk_switches, merge_stepper, playground
+    from ksmlab.views.course_widgets import hunk_switches, merge_stepper, playground, playground_view
 
     stepper = merge_stepper(two_tenants)
-    first = stepper.view.value
+    first = stepper.result.html
     stepper.forward.click()
-    assert stepper.slider.value == 1 and stepper.view.value != first and 'data-step="1"' in stepper.view.value
+    assert stepper.controls["step"].value == 1 and 'data-step="1"' in stepper.result.html
     stepper.back.click()
-    assert stepper.view.value == first
-    bundle = stepper._repr_mimebundle_()
-    assert "text/html" in bundle and bundle["text/plain"].startswith("allocate: step 0")
+    assert stepper.result.html == first
+    data, _ = stepper._repr_mimebundle_()
+    assert "ksmlab-stepper" in data["text/html"] and "allocate: step 0" in data["text/plain"]
 
     def merged(m):
         two_tenants(m)
         m.ksmd.run(full_scans=1)
 
     switches = hunk_switches(merged)
-    assert "ran to the end" in switches.view.value
-    switches.boxes["drop_put_page"].value = False          # h7's put_page(kpage) back in: underflow
-    assert "Bad page state" in switches.view.value
+    assert "ran to the end" in switches.result.text
+    switches.controls["drop_put_page"].value = False          # h7's put_page(kpage) back in: underflow
+    assert "Bad page state" in switches.result.text
     ground = playground(picture=False)
     ground.controls["mode"].value = "allocate"
-    assert "(charged to no cgroup)</th><td" in ground.view.value and ground._repr_mimebundle_()["text/plain"].startswith("mode allocate")
+    assert ground.result.text == playground_view(False, mode="allocate").text
+    assert ground.result.text.startswith("who pays (allocate; 2 processes")
+    assert "(charged to no cgroup)</th><td" in ground.result.html

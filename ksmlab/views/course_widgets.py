@@ -10,11 +10,10 @@ Each is a thin ipywidgets view over plain functions that a notebook's next cell 
 - :func:`play` builds a machine from a few choices; :func:`playground_html` shows its counters, its
   accounting table and its picture; :func:`playground` wires controls to them.
 
-Every widget is a :class:`CourseWidget` (an ``ipywidgets.VBox``) whose display also carries a
-``text/html`` rendering of its current state and a ``text/plain`` twin, so a notebook that was not
-run, a static HTML export and GitHub's viewer still show the numbers. Its HTML goes into an
-``ipywidgets.HTML`` value (widget state), never through an Output widget, so nbval compares the
-stored notebook cleanly.
+Every widget is a :class:`ksmlab.views.widgets.View` (course1's base): the function's result is a
+:class:`Rendered` (HTML and its text twin), and the displayed widget carries that rendering as its
+static fallback, so a notebook that was not run, a static HTML export and GitHub's viewer still show
+the numbers.
 """
 
 from __future__ import annotations
@@ -32,32 +31,46 @@ from ..machine import Machine
 from ..page import PAGE_SIZE
 from .accounting import who_pays
 from .stepper import PAGE_FIELDS, Snapshot, changed_keys, changes, record_merge
+from .widgets import View
 
-__all__ = ["CourseWidget", "stepper_html", "stepper_text", "merge_stepper", "run_with_switches",
-           "switches_text", "switches_html", "hunk_switches", "play", "playground_text", "playground_html",
-           "playground"]
+__all__ = ["Rendered", "stepper_html", "stepper_text", "merge_stepper", "run_with_switches",
+           "switches_text", "switches_html", "switches_view", "hunk_switches", "play", "playground_text",
+           "playground_html", "playground_view", "playground", "stepper_view"]
 
 _CELL = "padding:1px 6px;text-align:left;border-bottom:1px solid #e5e5e5;font-size:12px"
 _MARK = ";background-color:#fff3b0;font-weight:bold"
 
 
-class CourseWidget(widgets.VBox):
-    """A VBox whose display bundle adds the current state as ``text/html`` and ``text/plain``."""
+class Rendered:
+    """What a course widget's function returns: HTML for the page, the same numbers as text."""
 
-    def __init__(self, children, html_of: Callable[[], str], text_of: Callable[[], str], **kwargs):
-        super().__init__(children, **kwargs)
-        self._html_of = html_of
-        self._text_of = text_of
+    def __init__(self, html_text: str, text: str):
+        self.html = html_text
+        self.text = text
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        bundle = dict(bundle or {})
-        bundle["text/plain"] = self._text_of()
-        bundle["text/html"] = self._html_of()
-        return bundle
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
 
 
 # ------------------------------------------------------------ the merge stepper
+
+#: Short names of the page flags in the stepper's narrow columns (the legend under it spells them out).
+FLAG_CODES = {"locked": "L", "referenced": "R", "uptodate": "U", "dirty": "D", "lru": "lru", "active": "A",
+              "swapbacked": "S", "unevictable": "unev", "mlocked": "M"}
+
+
+def _short(page, field: str) -> str:
+    if field == "flags":
+        return " ".join(FLAG_CODES.get(f, f) for f in page.flags) or "-"
+    if field == "memcg":
+        return "none" if page.memcg is None else page.memcg
+    return page.cell(field)
+
 
 def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
     last = len(snaps) - 1
@@ -73,11 +86,11 @@ def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
         f'<tr><td style="{_CELL}{_MARK if ("pte", p.key) in keys else ""}">{html.escape(p.key)}</td>'
         f'<td style="{_CELL}{_MARK if ("pte", p.key) in keys else ""}">pfn {p.pfn} {"rw" if p.write else "ro"}</td></tr>'
         for p in snap.ptes)
-    names = {"count": "_count", "pagevec": "pagevec"}
+    names = {"count": "_count", "pagevec": "pagevec", "mapcount": "ptes"}
     page_head = "".join(f'<th style="{_CELL}">{names.get(f, f)}</th>' for f in PAGE_FIELDS if f != "mapping")
     pages = "".join(
         f'<tr><th style="{_CELL}">{p.pfn}</th>' + "".join(
-            f'<td style="{_CELL}{_MARK if ("page", p.pfn, f) in keys else ""}">{html.escape(p.cell(f))}</td>'
+            f'<td style="{_CELL}{_MARK if ("page", p.pfn, f) in keys else ""}">{html.escape(_short(p, f))}</td>'
             for f in PAGE_FIELDS if f != "mapping") + "</tr>" for p in snap.pages)
     charges = "".join(
         f'<tr><td style="{_CELL}{_MARK if ("charge", name) in keys else ""}">{html.escape(name)}</td>'
@@ -86,7 +99,7 @@ def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
     counters = " · ".join(
         f'<span style="{_MARK[1:] if ("counter", name) in keys else ""}">{name} {n}</span>'
         for name, n in snap.counters)
-    return (f'<div style="flex:1;min-width:0"><div style="font-weight:bold">{mode}: step {j} of {last}{done}</div>'
+    return (f'<div style="flex:1 1 400px"><div style="font-weight:bold">{mode}: step {j} of {last}{done}</div>'
             f'<div style="min-height:3em;font-size:12px">{head}</div>'
             f'<table style="border-collapse:collapse"><tr><th style="{_CELL}">pte</th><th style="{_CELL}">maps</th></tr>{ptes}</table>'
             f'<table style="border-collapse:collapse;margin-top:4px"><tr><th style="{_CELL}">pfn</th>{page_head}</tr>{pages}</table>'
@@ -97,8 +110,11 @@ def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
 def stepper_html(recorded: dict[str, list[Snapshot]], i: int) -> str:
     """Step ``i`` of each mode's recorded merge, side by side; cells the step changed highlighted."""
     columns = "".join(_snapshot_html(snaps, i, mode) for mode, snaps in recorded.items())
-    return (f'<div class="ksmlab-stepper" data-step="{i}" style="display:flex;gap:16px">{columns}</div>'
-            '<div style="font-size:11px;color:#57606a">highlighted: changed by this step</div>')
+    legend = ", ".join(f"{code} {name}" for name, code in FLAG_CODES.items() if code != name)
+    return (f'<div class="ksmlab-stepper" data-step="{i}" style="display:flex;flex-wrap:wrap;gap:16px">'
+            f'{columns}</div><div style="font-size:11px;color:#57606a">highlighted: changed by this step. '
+            f"Flags: {legend}; ptes: how many ptes map the page (mapcount); memcg none: charged to no "
+            "cgroup.</div>")
 
 
 def stepper_text(recorded: dict[str, list[Snapshot]], i: int) -> str:
@@ -121,27 +137,26 @@ def stepper_text(recorded: dict[str, list[Snapshot]], i: int) -> str:
     return "\n".join(out)
 
 
+def stepper_view(recorded: dict[str, list[Snapshot]], step: int = 0) -> Rendered:
+    """Step ``step`` of a recorded merge as HTML and text: the plain function under the stepper."""
+    return Rendered(stepper_html(recorded, step), stepper_text(recorded, step))
+
+
 def merge_stepper(setup: Callable[[Machine], object], modes=("allocate", "upgrade"), step: int = 0,
-                  **options) -> CourseWidget:
-    """One merge of ``setup``'s machine, event by event, both modes side by side (``.back``,
-    ``.forward``, ``.slider``, ``.view`` and ``.recorded`` for tests)."""
+                  **options) -> View:
+    """One merge of ``setup``'s machine, event by event, both modes side by side. ``.controls["step"]``
+    is the slider, ``.back`` / ``.forward`` the buttons, ``.recorded`` the snapshots per mode."""
     recorded = {mode: record_merge(setup, mode, **options) for mode in modes}
     last = max(len(s) for s in recorded.values()) - 1
     slider = widgets.IntSlider(value=step, min=0, max=last, description="step", continuous_update=False)
     back = widgets.Button(description="◀ back", layout=widgets.Layout(width="90px"))
     forward = widgets.Button(description="forward ▶", layout=widgets.Layout(width="90px"))
-    view = widgets.HTML(stepper_html(recorded, step))
-
-    def redraw(change=None):
-        view.value = stepper_html(recorded, slider.value)
-
-    slider.observe(redraw, names="value")
+    view = View(lambda step: stepper_view(recorded, step), {"step": slider})
     back.on_click(lambda _: setattr(slider, "value", max(0, slider.value - 1)))
     forward.on_click(lambda _: setattr(slider, "value", min(last, slider.value + 1)))
-    box = CourseWidget([widgets.HBox([back, forward, slider]), view],
-                       lambda: stepper_html(recorded, slider.value), lambda: stepper_text(recorded, slider.value))
-    box.slider, box.back, box.forward, box.view, box.recorded = slider, back, forward, view, recorded
-    return box
+    view.children = (widgets.HBox([back, forward, slider]), view.output)
+    view.back, view.forward, view.recorded = back, forward, recorded
+    return view
 
 
 # ------------------------------------------------------------ hunk switches
@@ -186,33 +201,30 @@ def switches_html(result: dict) -> str:
     return f'<table class="ksmlab-switches" style="border-collapse:collapse">{body}</table>'
 
 
-def hunk_switches(scenario: Callable[[Machine], object], mode: str = "upgrade") -> CourseWidget:
-    """A checkbox per behavioural change of the commit ("applied"); unticking one leaves it out
-    (``.boxes`` by switch name and ``.view`` for tests)."""
+def switches_view(scenario: Callable[[Machine], object], mode: str = "upgrade", **switches: bool) -> Rendered:
+    """:func:`run_with_switches` as HTML and text: the plain function under :func:`hunk_switches`."""
+    result = run_with_switches(scenario, switches, mode)
+    return Rendered(switches_html(result), switches_text(result))
+
+
+def hunk_switches(scenario: Callable[[Machine], object], mode: str = "upgrade") -> View:
+    """A checkbox per behavioural change of the commit ("applied"); unticking one leaves it out.
+    ``.controls`` by switch name."""
     value = mode == "upgrade"
     boxes = {name: widgets.Checkbox(value=value, description=f"{name} ({', '.join(h)})", indent=False,
                                     layout=widgets.Layout(width="auto"))
              for name, h in SWITCHES.items()}
-    state = {"result": run_with_switches(scenario, {n: b.value for n, b in boxes.items()}, mode)}
-    view = widgets.HTML(switches_html(state["result"]))
-
-    def redraw(change=None):
-        state["result"] = run_with_switches(scenario, {n: b.value for n, b in boxes.items()}, mode)
-        view.value = switches_html(state["result"])
-
-    for box in boxes.values():
-        box.observe(redraw, names="value")
-    label = widgets.HTML(f"<b>{mode} mode, with each change applied (ticked) or left out:</b>")
-    widget = CourseWidget([label, *boxes.values(), view], lambda: switches_html(state["result"]),
-                          lambda: switches_text(state["result"]))
-    widget.boxes, widget.view = boxes, view
-    return widget
+    view = View(lambda **sw: switches_view(scenario, mode, **sw), boxes,
+                note=f"{mode} mode; a ticked box is a change applied as in the commit")
+    return view
 
 
 # ------------------------------------------------------------ the playground
 
-CONTENTS = ("identical", "half identical", "all different")
-ORDERS = ("in order", "reversed")
+# Each control lists its default last: a student (or a test) who clicks through a control's options
+# from left to right ends where the playground started.
+CONTENTS = ("all different", "half identical", "identical")
+ORDERS = ("reversed", "in order")
 
 
 def play(processes: int = 2, cgroups: str = "one each", contents: str = "identical", order: str = "in order",
@@ -238,13 +250,21 @@ def play(processes: int = 2, cgroups: str = "one each", contents: str = "identic
     for p, addr in (procs if order == "in order" else reversed(procs)):
         p.madvise(addr, pages * PAGE_SIZE, "MADV_MERGEABLE")
     m.ksmd.run(full_scans=passes)
+    m.choices = dict(processes=processes, cgroups=cgroups, contents=contents, order=order, pages=pages,
+                     passes=passes)
     return m
 
 
+def _heading(m: Machine) -> str:
+    c = m.choices
+    return (f"who pays ({m.mode}; {c['processes']} processes, cgroups {c['cgroups']}, {c['contents']}, "
+            f"madvise {c['order']}, {c['pages']} pages, {c['passes']} passes)")
+
+
 def playground_text(m: Machine) -> str:
-    """The printed twin of :func:`playground_html`: counters and the accounting table."""
+    """The printed twin of :func:`playground_html`: its heading, the counters and the accounting table."""
     stats = m.ksm_stats()
-    return "\n".join([f"mode {m.mode}: " + ", ".join(f"{k} {v}" for k, v in stats.items()),
+    return "\n".join([_heading(m), "counters: " + ", ".join(f"{k} {v}" for k, v in stats.items()),
                       who_pays(m).to_string()])
 
 
@@ -274,14 +294,21 @@ def playground_html(m: Machine, picture: bool = True) -> str:
                    + "".join(f'<td style="{_CELL}">{v}</td>' for v in row) + "</tr>"
                    for i, row in zip(table.index, table.values.tolist()))
     img = f'<img alt="virtual to physical pages" src="data:image/png;base64,{_picture(m)}"/>' if picture else ""
-    return (f'<div class="ksmlab-playground"><div>{m.mode}: {counters}</div>'
+    return (f'<div class="ksmlab-playground"><p style="margin:2px 0"><b>{html.escape(_heading(m))}</b></p>'
+            f'<div>counters: {counters}</div>'
             f'<table style="border-collapse:collapse;margin:4px 0"><tr><th style="{_CELL}">cgroup</th>{head}</tr>'
             f"{body}</table>{img}</div>")
 
 
-def playground(picture: bool = True, **choices) -> CourseWidget:
+def playground_view(picture: bool = True, **choices) -> Rendered:
+    """:func:`play` as HTML and text: the plain function under :func:`playground`."""
+    machine = play(**choices)
+    return Rendered(playground_html(machine, picture), playground_text(machine))
+
+
+def playground(picture: bool = True, **choices) -> View:
     """Controls for :func:`play`'s choices and the mode; the view redraws on every change
-    (``.controls`` by name and ``.view`` for tests)."""
+    (``.controls`` by name)."""
     defaults = dict(processes=2, cgroups="one each", contents="identical", order="in order", pages=4, passes=2,
                     mode="upgrade")
     defaults.update(choices)
@@ -289,7 +316,7 @@ def playground(picture: bool = True, **choices) -> CourseWidget:
         "mode": widgets.ToggleButtons(options=[("before: allocate", "allocate"), ("after: upgrade", "upgrade")],
                                       value=defaults["mode"], description="ksm.c"),
         "processes": widgets.IntSlider(value=defaults["processes"], min=1, max=4, description="processes"),
-        "cgroups": widgets.ToggleButtons(options=["one each", "all in A"], value=defaults["cgroups"],
+        "cgroups": widgets.ToggleButtons(options=["all in A", "one each"], value=defaults["cgroups"],
                                          description="cgroups"),
         "contents": widgets.ToggleButtons(options=list(CONTENTS), value=defaults["contents"], description="contents"),
         "order": widgets.ToggleButtons(options=list(ORDERS), value=defaults["order"], description="madvise"),
@@ -299,16 +326,4 @@ def playground(picture: bool = True, **choices) -> CourseWidget:
     for c in controls.values():
         if isinstance(c, widgets.IntSlider):
             c.continuous_update = False
-    state = {"machine": play(**{k: c.value for k, c in controls.items()})}
-    view = widgets.HTML(playground_html(state["machine"], picture))
-
-    def redraw(change=None):
-        state["machine"] = play(**{k: c.value for k, c in controls.items()})
-        view.value = playground_html(state["machine"], picture)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    widget = CourseWidget([*controls.values(), view], lambda: playground_html(state["machine"], picture),
-                          lambda: playground_text(state["machine"]))
-    widget.controls, widget.view = controls, view
-    return widget
+    return View(lambda **c: playground_view(picture, **c), controls)

@@ -135,8 +135,11 @@ class View(widgets.VBox):
     def refresh(self, change=None) -> None:
         """Call the function with the controls' values and show what it returns."""
         self.result = self.function(**self.fixed, **self.values())
-        self.output.outputs = ()
-        self.output.append_display_data(self.result)
+        # One assignment, not a clear and an append: the browser never draws an empty output between
+        # two results (a test reading the page would see nothing there).
+        from IPython.core.interactiveshell import InteractiveShell
+        data, metadata = InteractiveShell.instance().display_formatter.format(self.result)
+        self.output.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
 
     def state_text(self) -> str:
         """The controls' current values, as the static rendering names them."""

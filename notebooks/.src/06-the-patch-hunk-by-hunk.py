@@ -496,16 +496,20 @@ show_hunk("h9")
 # highlighted. `forward ▶` and `◀ back` move both columns; a column that is done stays at its last step.
 
 # %%
-from ksmlab.views.course_widgets import merge_stepper, stepper_text
+from ksmlab.views.course_widgets import merge_stepper
 
 stepper = merge_stepper(two_tenants)
 stepper
 
 # %% [markdown]
-# The same numbers without the widget: step 5 of each mode, printed.
+# The same numbers without the widget: step 0 (what the widget shows first) and step 5 of each mode,
+# printed by the function the widget calls.
 
 # %%
-print(stepper_text(stepper.recorded, 5))
+from ksmlab.views.course_widgets import stepper_view
+
+print(stepper_view(stepper.recorded, 0))
+print(stepper_view(stepper.recorded, 5))
 
 # %% [markdown]
 # - Step 5 is the upgrade itself after the commit (`set_page_stable_node`, h2: page 2 becomes KSM with
@@ -519,7 +523,7 @@ print(stepper_text(stepper.recorded, 5))
 # the old allocating body of h5/h6.
 
 # %%
-from ksmlab.views.course_widgets import hunk_switches, run_with_switches, switches_text
+from ksmlab.views.course_widgets import hunk_switches, switches_view
 
 
 def merged(m):
@@ -530,12 +534,14 @@ def merged(m):
 hunk_switches(merged)
 
 # %% [markdown]
-# The same, printed, for each change left out on its own:
+# The same, printed by the function the widget calls: all applied (what the widget shows first), then
+# each change left out on its own:
 
 # %%
+print(switches_view(merged))
 for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page", "access_once"):
     print(f"--- {name} left out")
-    print(switches_text(run_with_switches(merged, {name: False})))
+    print(switches_view(merged, **{name: False}))
 
 # %% [markdown]
 # - Only `drop_put_page` left out breaks this scenario: the old `put_page(kpage)` takes one reference

@@ -170,16 +170,22 @@ compare(a_tenant_at_its_limit, "a tenant at its limit")
 # the physical page it maps, coloured by the cgroup charged for it, grey for no cgroup) follow.
 
 # %%
-from ksmlab.views.course_widgets import play, playground, playground_text
+from ksmlab.views.course_widgets import playground, playground_view
 
 playground()
 
 # %% [markdown]
-# The same numbers, printed, for the playground's starting point and for the madvise order reversed:
+# The same numbers, printed by the function the widget calls: the playground's starting point, then the
+# mode switched, then the madvise order reversed.
 
 # %%
-print(playground_text(play()))
-print(playground_text(play(order="reversed")))
+print(playground_view(picture=False))
+
+# %%
+print(playground_view(picture=False, mode="allocate"))
+
+# %%
+print(playground_view(picture=False, order="reversed"))
 
 # %% [markdown]
 # - Reversed, b calls madvise first, so a's pages are the ones scanned second and upgraded: A pays
