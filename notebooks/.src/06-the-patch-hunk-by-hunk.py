@@ -290,9 +290,12 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 #   (`pte_mkdirty`, `memory.c.5ad64688-excerpts.c:472`), not the page. That is enough in 2009:
 #   `write_protect_page` clears only the pte's write bit (`pte_wrprotect`, `ksm.c.after:759`) and keeps
 #   it dirty, and when reclaim unmaps the page it moves a pte's dirty bit to the page
-#   (`rmap.c.after:811-812`), so the KSM page is written to swap, not dropped. (Compare the `flags`
-#   column: whether the model sets `dirty` on a faulted page follows the fidelity work of issue 7; the
-#   kernel's rule is the one stated here.)
+#   (`rmap.c.after:811-812`), so the KSM page is written to swap, not dropped. The `flags` column shows
+#   the difference: the old fresh kpage has `dirty` (`ksm.c.before:959`), the upgraded page has not
+#   (the model keeps no pte dirty bit to show).
+# - The upgraded page also has `lru` and `active`: it has been on the active anonymous LRU list since
+#   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:403`), where the old kpage went only when ksmd's
+#   pagevec drained.
 # - Today's kernel cleans the pte when it write-protects it, so it moves the dirty bit to the folio right
 #   there (`ksm.c.6.12.117:1310-1311`, `folio_mark_dirty` then `pte_mkclean`), and after upgrading it
 #   sets the page dirty if it is not yet, because "page reclaim just frees a clean page with no dirty
@@ -364,7 +367,8 @@ events
 # - b's page 1 is upgraded (`set_page_stable_node`); then `write_protect_page` on a's page 15 fails:
 #   `_count` 3 is its pte, the pagevec and ksmd's own reference from the tree walk.
 # - `break_cow` write-faults b's address: `do_wp_page` copies the KSM page into page 16, charged to B,
-#   and the upgraded page loses its only pte and is uncharged and freed. The merge returns `NULL`.
+#   and the upgraded page loses its only pte and is uncharged (it is freed when `ksm_do_scan` drops
+#   ksmd's own reference). The merge returns `NULL`.
 
 # %%
 m_alloc, returned_alloc, events_alloc = failure("allocate")
