@@ -73,10 +73,10 @@ def test_lesson_06_stepper_and_hunk_switches(jupyterlab, browser):  # noqa: F811
                 box = switches.locator(f".widget-checkbox:has-text('{name}') input")
                 box.click()
                 want = "oops" if expected["outcome"].startswith("oops") else "ran to the end"
-                charged = ", ".join(f"{k} {v}" for k, v in expected["charged"].items())
+                charged = [f"charged to {k}\t{v}" for k, v in expected["charged"].items()]
                 page.wait_for_function(
                     "([w, c]) => { const t = document.querySelector('.ksmlab-switches')?.innerText || '';"
-                    " return t.includes(w) && t.includes(c); }", arg=[want, charged], timeout=30_000)
+                    " return t.includes(w) && c.every(x => t.includes(x)); }", arg=[want, charged], timeout=30_000)
                 box.click()                  # back to all applied
                 page.wait_for_function("(document.querySelector('.ksmlab-switches')?.innerText || '').includes('ran to the end')",
                                        timeout=30_000)

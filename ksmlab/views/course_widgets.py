@@ -174,31 +174,40 @@ def run_with_switches(scenario: Callable[[Machine], object], switches: dict[str,
     except OutOfMemory as oom:
         outcome = f"out of memory: {oom}"
     usage = {("(no cgroup)" if k is None else k): v for k, v in m.memcg_usage().items() if k != "root" or v}
-    return {"switches": m.switches, "outcome": outcome, "unsafe": unsafe_reasons(m.switches),
+    return {"mode": mode, "switches": m.switches, "outcome": outcome, "unsafe": unsafe_reasons(m.switches),
             "counters": {k: v for k, v in m.ksm_stats().items() if k in ("pages_shared", "pages_sharing")},
             "charged": usage}
 
 
+def _switches_heading(result: dict) -> str:
+    out = [name for name, on in result["switches"].items() if on != (result["mode"] == "upgrade")]
+    what = "every change as in the mode" if not out else "switched: " + ", ".join(
+        f"{n} {'on' if result['switches'][n] else 'off'}" for n in out)
+    return f"the scenario with the commit's changes ({result['mode']}; {what})"
+
+
+def _switches_rows(result: dict) -> list[tuple[str, str, bool]]:
+    broke = result["outcome"].startswith("oops")
+    rows = [("outcome", result["outcome"], broke)]
+    rows += [("unsafe", r, True) for r in result["unsafe"]] or [("unsafe", "no", False)]
+    rows += [(k, str(v), False) for k, v in result["counters"].items()]
+    rows += [(f"charged to {k}", str(v), False) for k, v in result["charged"].items()]
+    return rows
+
+
 def switches_text(result: dict) -> str:
-    """The printed twin of :func:`switches_html`."""
-    on = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in result["switches"].items())
-    lines = [f"switches: {on}", f"outcome: {result['outcome']}"]
-    lines += [f"unsafe: {r}" for r in result["unsafe"]] or ["unsafe: no (a combination the kernel can run)"]
-    lines.append("counters: " + ", ".join(f"{k} {v}" for k, v in result["counters"].items()))
-    lines.append("charged: " + ", ".join(f"{k} {v}" for k, v in result["charged"].items()))
-    return "\n".join(lines)
+    """The printed twin of :func:`switches_html`: its heading, then one ``label  value`` line per row."""
+    rows = _switches_rows(result)
+    width = max(len(k) for k, _, _ in rows)
+    return "\n".join([_switches_heading(result)] + [f"{k:<{width}}  {v}" for k, v, _ in rows])
 
 
 def switches_html(result: dict) -> str:
     """A scenario's result under one setting of the switches, what broke highlighted."""
-    broke = result["outcome"].startswith("oops")
-    rows = [("outcome", result["outcome"], broke)]
-    rows += [("unsafe", r, True) for r in result["unsafe"]] or [("unsafe", "no", False)]
-    rows.append(("counters", ", ".join(f"{k} {v}" for k, v in result["counters"].items()), False))
-    rows.append(("charged", ", ".join(f"{k} {v}" for k, v in result["charged"].items()), False))
-    body = "".join(f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}{_MARK if bad else ""}">{html.escape(v)}</td></tr>'
-                   for k, v, bad in rows)
-    return f'<table class="ksmlab-switches" style="border-collapse:collapse">{body}</table>'
+    body = "".join(f'<tr><th style="{_CELL}">{html.escape(k)}</th><td style="{_CELL}{_MARK if bad else ""}">'
+                   f"{html.escape(v)}</td></tr>" for k, v, bad in _switches_rows(result))
+    return (f'<p style="margin:2px 0"><b>{html.escape(_switches_heading(result))}</b></p>'
+            f'<table class="ksmlab-switches" style="border-collapse:collapse">{body}</table>')
 
 
 def switches_view(scenario: Callable[[Machine], object], mode: str = "upgrade", **switches: bool) -> Rendered:

@@ -543,6 +543,8 @@ hunk_switches(merged)
 
 # %%
 print(switches_view(merged))
+
+# %%
 for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page", "access_once"):
     print(f"--- {name} left out")
     print(switches_view(merged, **{name: False}))
