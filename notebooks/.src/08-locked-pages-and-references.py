@@ -241,8 +241,9 @@ events.tail(4)
 
 # %% [markdown]
 # - `put_page(kpage)` takes one of the references the two ptes own; when `ksm_do_scan` then drops its
-#   own, `_count` is 1 with 2 ptes mapping the page (`Bad page state`): the next unmap would free a page
-#   that is still mapped. The model stops at the first moment the count is below the mapcount.
+#   own, `_count` is 1 with 2 ptes mapping the page. The kernel would notice nothing yet: the next unmap
+#   frees a page that the other pte still maps, and that is where it reports `Bad page state`. The model
+#   stops at the first moment the count is below the mapcount, and says so.
 #
 # ## Discussion
 #
