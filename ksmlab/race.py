@@ -851,6 +851,14 @@ class Exploration:
                  "share": f"{self.counts[o.key] / self.total:.1%}", "shortest witness": " ".join(self.witnesses[o.key])}
                 for o in self.reached()]
 
+    def report(self) -> str:
+        """Every reached outcome with its count and its shortest witness printed as a timeline."""
+        parts = [str(self)]
+        for o in self.reached():
+            parts.append(f"\n== {o.title} ({o.kind}): {self.counts[o.key]} of {self.total} schedules ==\n"
+                         + self.witness(o.key).timeline())
+        return "\n".join(parts)
+
     def __str__(self) -> str:
         head = (f"{self.scenario}: {SCENARIOS[self.scenario].title}\naccess_once={self.access_once}, "
                 f"mapper_locks={self.mapper_locks}: {self.total} schedules")

@@ -166,6 +166,13 @@ def test_memoised_counts_equal_one_by_one_enumeration(scenario, access_once, map
         assert r.outcome.key == key and not any(rec.completed for rec in r.records)
 
 
+def test_the_report_prints_every_witness_as_a_timeline():
+    e = race.explore("reclaim", access_once=False)
+    text = e.report()
+    assert text.count("\noutcome: ") == len(e.reached()) == 7
+    assert "== spin_lock at address 0x2: oops (crash): 108 of 244 schedules ==" in text
+
+
 def test_exploring_is_deterministic():
     a, b = race.explore("swapin_after_zap", mapper_locks=False), race.explore("swapin_after_zap", mapper_locks=False)
     assert a == b
