@@ -341,8 +341,8 @@ def _texts(exercise: str) -> tuple[list[str], str]:
         "09.1": ([
             "Read page_lock_anon_vma before the commit (rmap.c.before:204-213): how many times does it load "
             "page->mapping, and what may ksmd do between two loads?",
-            "Lesson 09's timeline shows each step's id; race.explore('reclaim', access_once=False) counts the "
-            "schedules by outcome, and .witness(key) prints one.",
+            "Lesson 09's paths_frame('reclaim') lists each step's id; print(race.try_schedule(schedule, "
+            "access_once=False)) replays your own attempt as a timeline and shows where it ends.",
         ], "The reader's two loads of page->mapping straddle the upgrade: it checks anon_vma|1 and then "
            "locks what it reloads, 0x3 minus PAGE_MAPPING_ANON, an address that is not an anon_vma."),
     }

@@ -151,7 +151,9 @@ show("rmap.c.after:662-687")
 # %% [markdown]
 # Which caller can add a pte to a page that ksmd may be upgrading at that moment? ksmd only upgrades a
 # page that some process maps (it found it through a pte). So the caller must map an *already mapped* or
-# *re-mapped* page. The caller that does that is `do_swap_page` on a page still in the **swap cache**.
+# *re-mapped* page. The caller that does that is `do_swap_page` on a page still in the **swap cache**
+# (the set of pages that have a slot on swap and are also in memory, found by their swap entry: a pte
+# that was swapped out holds that entry instead of a page frame).
 # Suppose process A swapped the page in and maps it, and A's forked child B still has the swap entry in
 # its pte. When B faults, `do_swap_page` finds the same page and maps it into B. It takes the page lock
 # first:
@@ -159,13 +161,23 @@ show("rmap.c.after:662-687")
 # %%
 show("memory.c.5ad64688-excerpts.c:354-357")
 
+# %% [markdown]
+# `ksm_might_need_to_copy` (from the later commit 5ad64688, `ksm.h.5ad64688:62-86`) returns the page
+# itself unless it belongs to another anon_vma or offset, in which case it returns a copy; here B's
+# page is A's anon page, so it returns the page. In the next excerpt `reuse_swap_page` decides, on a
+# write fault only, whether this process is the page's sole user so that its pte may be made writable
+# at once; it does not change `page->mapping`.
+
 # %%
 show("memory.c.5ad64688-excerpts.c:395-409")
 
 # %% [markdown]
 # Without that lock, `page_add_anon_rmap`'s `PageKsm` test (line 679) could pass before the upgrade and
 # its write or check (lines 684-687) could come after it. A non-first mapping would then trip
-# `__page_check_anon_rmap`'s `BUG_ON` (line 657). A first mapping would overwrite `0x3` with
+# `__page_check_anon_rmap`'s `BUG_ON` (line 657). `VM_BUG_ON` and the body of `__page_check_anon_rmap`
+# exist only in a kernel built with **`CONFIG_DEBUG_VM`**, a debugging option (`rmap.c.after:642-659`);
+# without it both compile to nothing. The model assumes it is on, so the tables below name these checks
+# as crashes. A first mapping would overwrite `0x3` with
 # `anon_vma|1`: a KSM page **downgraded** to anon, which the comment promises never happens. Note that
 # the `PageKsm` test comes *before* `VM_BUG_ON(!PageLocked(page))`. That is why ksmd's own `replace_page`
 # may map the KSM page without holding its lock (`ksm.c.after:815`).
@@ -211,10 +223,13 @@ show_table(outcome_frame("reclaim"))
 #   stable node. After it (one load) there are 89, and none does either. The oops and the corruption
 #   are the rows of section 3 that `ACCESS_ONCE` removes.
 # - The totals differ because the second load is one more step to interleave.
-# - The three outcomes in the middle come from `page_referenced`'s own KSM branch, and the commit
-#   leaves them as they were. Either the reader saw a KSM page and its `trylock_page` failed (ksmd
-#   held the lock, so it counted one reference), or it took the lock between ksmd's two sections and
-#   found the NULL stable node (0 references), or it walked the finished stable node. All are harmless.
+# - "harmless NULL" is the last row of section 3: the anon path's flags test saw a KSM value and
+#   returned NULL. The commit leaves it as it was.
+# - The three rows after it (trylock failed, NULL stable node, walked the stable node) come from
+#   `page_referenced`'s own KSM branch, which the commit also leaves as it was. Either the reader saw a
+#   KSM page and its `trylock_page` failed (ksmd held the lock, so it counted one reference), or it
+#   took the lock between ksmd's two sections and found the NULL stable node (0 references): both
+#   harmless. Or it walked the finished stable node: correct.
 # - The tests in `tests/test_race.py` derive every one of these counts by hand from the steps above.
 #
 # ### The shortest oops, step by step
@@ -248,6 +263,17 @@ fig
 # flags test saw `anon_vma|1` and the pointer came from `0x3`.*
 #
 # ### The mapper, with and without the page lock
+#
+# The mapper scenarios add two paths to ksmd's: B's `do_swap_page` (steps `M1`-`M6`) and, in
+# `swapin_after_zap`, A's `MADV_DONTNEED` zapping its pte (`Z1`). Here they are with the page lock:
+
+# %%
+show_table(paths_frame("swapin_after_zap", mapper_locks=True))
+
+# %% [markdown]
+# Without the page lock the mapper simply has no `M1` (`lock_page`) and no `M6` (`unlock_page`); the
+# other ids stay the same so that the two compilations can be compared step by step. That is why a
+# witness of a lockless mapper starts at `M2`. The `swapin` scenario is the same without `Z1`.
 
 # %%
 show_table(outcome_frame("swapin"))
@@ -277,6 +303,11 @@ print(race.explore("swapin_after_zap", mapper_locks=False).witness("downgraded")
 # - The mapper's `PageKsm` test (M3) saw `anon_vma|1` before ksmd's K3, and its `__page_set_anon_rmap`
 #   (M5) wrote `anon_vma|1` over `0x3`. ksmd, coming back to map the "KSM" page into the tree page's
 #   process (K5), then finds an anon page it does not hold the lock of: `VM_BUG_ON`.
+# - Why is this schedule classed as *corruption* and not *crash*, when it ends in a BUG? The explorer
+#   classes a schedule by its **first** bad event, and the damage, `page->mapping` overwritten at
+#   `rmap.c.after:629`, comes at step 9, before the BUG at step 10. The BUG is only the kernel noticing
+#   afterwards, and only with `CONFIG_DEBUG_VM`: without it `VM_BUG_ON` is empty, K5 goes on as for an
+#   anon page, and the downgrade stays silent, as the comment of h9 fears. So we keep it as corruption.
 #
 # ### A `Machine` hands its compilation to the explorer
 #
