@@ -31,7 +31,7 @@ from .interrupts import deferring_sigint
 from .kernel import Kernel
 from .ksm import ERESTARTSYS, KSM_RUN_MERGE, KSM_RUN_STOP, KSM_RUN_UNMERGE
 from .memcg import ROOT_CGROUP, MemCgroup
-from .mm import (MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
+from .mm import (PTRS_PER_PTE, MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
                  Vma)
 from .page import PAGE_SHIFT, PAGE_SIZE
 from .trace import TRACE_LIMIT, Trace
@@ -193,14 +193,11 @@ class Machine:
         self.kernel.contents.roots = self._contents_in_use   # what the content store may not free
 
     def _contents_in_use(self):
-        """Every content a page or a live process's written-record holds (for ``ContentStore.sweep``)."""
-        for page in self.kernel.frames.mem_map:
-            yield page.content
-        for process in self.processes.values():
-            for slots in process.written.pte_pages.values():
-                for content in slots:
-                    if content is not None:
-                        yield content
+        """Every content a page or a live process's written-record holds, for ``ContentStore.sweep``:
+        ``(iterables, entries)``; the written-records' empty slots are ``None``."""
+        mem_map = self.kernel.frames.mem_map
+        slots = [s for process in self.processes.values() for s in process.written.pte_pages.values()]
+        return ([page.content for page in mem_map], *slots), len(mem_map) + len(slots) * PTRS_PER_PTE
 
     # ------------------------------------------------------------ properties
 

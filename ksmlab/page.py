@@ -36,6 +36,8 @@ Model notes
 
 from __future__ import annotations
 
+from itertools import chain
+
 from .errors import KernelOops, OutOfMemory
 
 __all__ = [
@@ -252,19 +254,21 @@ class ContentStore:
         return data
 
     def sweep(self) -> int:
-        """Drop every content (and its checksum) that ``roots()`` does not yield; returns how many."""
+        """Drop every content (and its checksum) that ``roots()`` does not yield; returns how many.
+        ``roots()`` returns ``(iterables, walk)``: iterables of contents (``None`` entries are
+        skipped), and how many entries they hold."""
         table = self._table
-        keep = {b"": b""}
-        walked = 0
-        for content in self.roots():
-            keep[content] = content
-            walked += 1
-        dropped = len(table) - len(keep)
+        iterables, walked = self.roots()
+        keep = dict.fromkeys(chain.from_iterable(iterables))    # C-level: about 0.1 us an entry
+        keep.pop(None, None)
+        keep[b""] = None
+        keys = list(keep)
+        dropped = len(table) - len(keys)
         checksums = self._checksums
-        self._checksums = {c: checksums[c] for c in keep if c in checksums}
-        self._table = keep
+        self._checksums = {c: checksums[c] for c in keys if c in checksums}
+        self._table = dict(zip(keys, keys))
         self._new_bytes = self._new_count = 0
-        self._sweep_bytes = max(self.SWEEP_MIN_BYTES, sum(map(len, keep)))
+        self._sweep_bytes = max(self.SWEEP_MIN_BYTES, sum(map(len, keys)))
         self._sweep_count = walked // 16
         self.sweeps += 1
         return dropped
