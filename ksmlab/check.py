@@ -158,10 +158,10 @@ def _registry() -> dict[str, _Exercise]:
                   d.allocate_kpage_counts),
         _Exercise("05.2", "What the old code set on kpage", L + "05-before-the-patch.ipynb#Theory",
                   d.kpage_flags),
-        _Exercise("06.1", "Read the trace", L + "06-the-patch-hunk-by-hunk.ipynb#Theory", d.read_the_trace_truth,
+        _Exercise("06.1", "Read the trace", L + "06-the-patch-hunk-by-hunk.ipynb#Theory", d._read_the_trace_truth,
                   choices={"mode": MODE_CHOICES, "*": HUNK_CHOICES}),
         _Exercise("06.2", "Find the missing hunk", L + "06-the-patch-hunk-by-hunk.ipynb#Theory",
-                  d.mystery_truth, choices={"broken": BROKEN_CHOICES, "hunk": HUNK_CHOICES}),
+                  d._mystery_truth, choices={"broken": BROKEN_CHOICES, "hunk": HUNK_CHOICES}),
         _Exercise("06.3", "Write the upgrade", L + "06-the-patch-hunk-by-hunk.ipynb#Theory", None, code=True),
         _Exercise("06.4", "Nine hunks, three kinds", L + "06-the-patch-hunk-by-hunk.ipynb#Theory", d.hunk_kinds,
                   choices={"*": KIND_CHOICES}),
@@ -169,6 +169,7 @@ def _registry() -> dict[str, _Exercise]:
                   lambda: d.two_tenants("upgrade", first="b")),
         _Exercise("07.2", "Charges never move", L + "07-who-pays.ipynb#Theory", d.charges_never_move),
         _Exercise("07.3", "The accounting table", L + "07-who-pays.ipynb#Theory", d.three_tenants_table),
+        _Exercise("07.4", "The owner writes, then leaves", L + "07-who-pays.ipynb#Theory", d.owner_writes_then_exits),
         _Exercise("08.1", "Counting references around put_page(kpage)",
                   L + "08-locked-pages-and-references.ipynb#Theory", d.put_page_counts),
         _Exercise("08.2", "Leave one hunk out", L + "08-locked-pages-and-references.ipynb#Theory", d.broken_kinds,
@@ -235,8 +236,8 @@ def _texts(exercise: str) -> tuple[list[str], str]:
             "follow_page reference is dropped at the end of each visit, ksm.c.after:1390).",
             "_mapcount counts ptes; page_mapcount() adds one to it. What do fork's copied ptes add "
             "(copy_one_pte in the memory.c excerpts)?",
-            "The low two bits of page->mapping: PAGE_MAPPING_ANON is 1, a KSM page has both bits set "
-            "(ksm.h.5ad64688).",
+            "The low two bits of page->mapping are tags: read PAGE_MAPPING_ANON (2.6.32.70 "
+            "include/linux/mm.h:624-633) and PageKsm (ksm.h.5ad64688:44-48).",
         ], "Every pte is one mapping and one reference; fork adds a pte (and a reference) per present "
            "page; a KSM page has both tag bits of page->mapping set."),
         "05.1": ([
@@ -274,8 +275,9 @@ def _texts(exercise: str) -> tuple[list[str], str]:
         "06.3": ([
             "Read try_to_merge_two_pages after the commit (ksm.c.after:938-965) and the comment hunk h1 adds "
             "to try_to_merge_one_page: what does a NULL kpage mean?",
-            "Two merges, in order: first the page being scanned, then the tree page onto it. What should "
-            "happen when the second one fails (hunk h6's comment)?",
+            "Without an allocation, one of the two pages must itself become the KSM page before the other "
+            "can be merged onto it: which one does ksm.c.after:953-962 choose, and what must happen when "
+            "the second merge fails (hunk h6's comment)?",
             "The function returns the KSM page, or None when there is none (ksm.c.after:965). A merge "
             "function returns 0 on success.",
         ], "Upgrading the scanned page in place and merging the tree page onto it gives the results of "
@@ -308,6 +310,13 @@ def _texts(exercise: str) -> tuple[list[str], str]:
             "page is scanned second, and which joins the KSM page later through the stable tree?",
         ], "Every tenant maps its 4 pages in both modes; before the commit no tenant pays for them, after "
            "it the one whose page was upgraded pays for all three tenants."),
+        "07.4": ([
+            "maps counts the ptes of a cgroup's live processes; charged counts the pages charged to it, "
+            "mapped by anyone. Which of the two can a cgroup without processes still have?",
+            "A copy on write charges the writer (memory.c.5ad64688-excerpts.c:173); an exit unmaps every pte "
+            "of the process, and a page is uncharged only when its last pte goes (rmap.c.after:734-767).",
+        ], "The KSM pages stay charged to B for as long as a maps them, even after b, B's only process, has "
+           "exited: B pays for memory only A's process uses."),
         "08.1": ([
             "Which calls take or drop a reference on kpage between alloc_page (ksm.c.before:946) and the "
             "return of cmp_and_merge_page (ksm.c.before:1247)? Which page does ksm_do_scan put_page "

@@ -17,8 +17,7 @@ from .machine import Machine
 from .page import LRU_UNEVICTABLE, PAGE_SIZE, PageKsm, PageMlocked
 
 __all__ = ["two_pass_counters", "late_joiner_counters", "two_tenants", "tenant_at_its_limit", "page_counts",
-           "allocate_kpage_counts", "kpage_flags", "read_the_trace", "read_the_trace_truth", "mystery_machine",
-           "mystery_truth", "hunk_kinds", "charges_never_move", "three_tenants_table", "accounting_table",
+           "allocate_kpage_counts", "kpage_flags", "read_the_trace", "mystery_machine", "hunk_kinds", "owner_writes_then_exits", "charges_never_move", "three_tenants_table", "accounting_table",
            "put_page_counts", "BROKEN", "broken_kind", "broken_kinds", "locked_pages", "UPGRADE_SCENARIOS",
            "upgrade_scenario", "run_upgrade_scenario", "upgrade_scenario_result", "StudentError",
            "InvariantBroken"]
@@ -216,7 +215,7 @@ def read_the_trace() -> dict[str, list[str]]:
     return traces
 
 
-def read_the_trace_truth() -> dict:
+def _read_the_trace_truth() -> dict:
     """06.1's answer: the mode of each trace, and the hunk of each marked line."""
     out = {}
     found = {}
@@ -256,7 +255,7 @@ def mystery_machine() -> Machine:
     return m
 
 
-def mystery_truth() -> dict:
+def _mystery_truth() -> dict:
     """06.2's answer: the visit at which the mystery machine stops or first fails validate(), what
     breaks, and the hunk whose change was left out (the one whose switch differs)."""
     m = mystery_machine()
@@ -295,6 +294,28 @@ def charges_never_move() -> dict:
     steps["after b writes page 0"] = m.memcg_usage()
     procs["a"].exit()
     steps["after a exits"] = m.memcg_usage()
+    return steps
+
+
+def owner_writes_then_exits() -> dict:
+    """07.4: a (cgroup A) and b (cgroup B) hold the same 4 pages, a calls madvise first, upgrade, two
+    full scans; then b, whose pages were upgraded, writes its page 0, then b exits. For A and B the
+    pages their processes map and the pages charged to them, and the pages charged to no cgroup,
+    after each step."""
+    m = Machine(mode="upgrade")
+    procs = _two_tenants_on(m, "a", 4)
+    m.ksmd.run(full_scans=2)
+
+    def table() -> dict:
+        full = accounting_table(m)
+        return {"A": {k: full["A"][k] for k in ("maps", "charged")},
+                "B": {k: full["B"][k] for k in ("maps", "charged")}, None: {"charged": full[None]["charged"]}}
+    steps = {"after the merge": table()}
+    b = procs["b"]
+    b.write(b.mm.mmap[0].vm_start, b"b's own page 0")
+    steps["after b writes page 0"] = table()
+    b.exit()
+    steps["after b exits"] = table()
     return steps
 
 

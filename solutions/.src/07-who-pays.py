@@ -185,6 +185,51 @@ hint("07.3")   # run this cell again for the next hint
 # <!-- ### END SOLUTION -->
 
 # %% [markdown]
+# ## 07.4 · The owner writes, then leaves
+#
+# **Goal:** fill in the accounting table through a copy on write and the exit of the tenant whose pages were upgraded: who pays once it has gone?  
+# **Practises:** [lesson 07, Theory: the owner exits](../notebooks/07-who-pays.ipynb#Theory).
+#
+# As in 07.2, `a` (cgroup `A`) and `b` (cgroup `B`) hold the same 4 pages, `a` calls `madvise` first,
+# `mode="upgrade"`, two full scans. This time **`b`**, whose pages became the KSM pages, writes its page 0
+# and then exits. For `A` and `B` give the pages their processes map (`"maps"`) and the pages charged
+# to them (`"charged"`), and for `None` the pages in use charged to no cgroup, after each step. The
+# scenario: `drills.owner_writes_then_exits()`.
+
+# %% nbgrader={"grade": false, "grade_id": "answer-07-4", "locked": false, "schema_version": 3, "solution": true}
+answer = {
+    "after the merge": {"A": {"maps": ..., "charged": ...}, "B": {"maps": ..., "charged": ...}, None: {"charged": ...}},
+    "after b writes page 0": {"A": {"maps": ..., "charged": ...}, "B": {"maps": ..., "charged": ...}, None: {"charged": ...}},
+    "after b exits": {"A": {"maps": ..., "charged": ...}, "B": {"maps": ..., "charged": ...}, None: {"charged": ...}},
+}
+### BEGIN SOLUTION
+answer = {
+    "after the merge": {"A": {"maps": 4, "charged": 0}, "B": {"maps": 4, "charged": 4}, None: {"charged": 0}},
+    "after b writes page 0": {"A": {"maps": 4, "charged": 0}, "B": {"maps": 4, "charged": 5}, None: {"charged": 0}},
+    "after b exits": {"A": {"maps": 4, "charged": 0}, "B": {"maps": 0, "charged": 4}, None: {"charged": 0}},
+}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "check-07-4", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+### BEGIN HIDDEN TESTS
+assert check("07.4", answer), "07.4 is not right yet"
+### END HIDDEN TESTS
+check("07.4", answer)
+
+# %%
+hint("07.4")   # run this cell again for the next hint
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "why-07-4", "locked": false, "points": 0, "schema_version": 3, "solution": true}
+# **Why** (07.4).
+# <!-- ### BEGIN SOLUTION -->
+# After the merge both map 4 pages and `B` pays for the 4 KSM pages. `b`'s write faults a private copy
+# charged to `B` (5), while KSM page 0 stays charged to `B` because `a` still maps it. When `b` exits,
+# its private copy loses its last pte and is uncharged, but every KSM page is still mapped by `a`, so
+# none is uncharged: `B` pays for 4 pages while no process of `B` is left, and `A`, whose process uses
+# them, pays nothing. The charge follows the page, not the processes that use it.
+# <!-- ### END SOLUTION -->
+
+# %% [markdown]
 # ## More practice: a random problem
 #
 # `quiz.problem(seed, level)` makes a new problem for every seed (the same one each time for the same
