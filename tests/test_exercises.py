@@ -83,6 +83,14 @@ def _mutants(eid):
         return [drills.two_tenants("upgrade", first="b")]
     if eid == "07.1":
         return [drills.two_tenants("allocate", first="b"), drills.two_tenants("upgrade", first="a")]
+    if eid == "06.2":
+        # the hunk of the mlock changes, validate()'s name instead of the oops, the visit before
+        right = truth(eid)
+        return [dict(right, hunk="h2"), dict(right, broken="refcount"), dict(right, visit=right["visit"] - 1)]
+    if eid == "08.2":
+        # the answer before the fidelity fix of the old code without lru_add_drain(), as a guess
+        right = truth(eid)
+        return [dict(right, **{"upgrade, keeping lru_add_drain()": "Bad page state"})]
     if eid in ("02.1", "02.2", "04.1"):
         fn = {"02.1": drills.two_pass_counters, "02.2": drills.late_joiner_counters, "04.1": drills.page_counts}[eid]
         return [fn("allocate")] if fn("allocate") != fn("upgrade") else []
