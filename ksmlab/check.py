@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import drills
+from .ksm import UNSTABLE_TREE_CORRUPTION
 
 __all__ = ["Verdict", "Hint", "check", "hint", "exercises", "check_against", "OOPS_KINDS", "E5_CHOICES", "MODE_CHOICES",
            "HUNK_CHOICES", "KIND_CHOICES", "BROKEN_CHOICES"]
 
 #: What :class:`~ksmlab.KernelOops` can name (its ``kind``).
-OOPS_KINDS = ("BUG_ON", "NULL pointer dereference", "Bad page state")
+OOPS_KINDS = ("BUG_ON", "NULL pointer dereference", "Bad page state", UNSTABLE_TREE_CORRUPTION)
 
 #: The choices of exercise 08.2 (what ksmlab stops with).
 E5_CHOICES = OOPS_KINDS + ("no oops",)
