@@ -100,6 +100,16 @@ TEST_ENV := \
 NOTEBOOK_DIRS = $(strip $(foreach d,notebooks solutions,$(if $(shell find $(d) -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | head -n 1),$(d))))
 NBVAL_ARGS = $(if $(NOTEBOOK_DIRS),--nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg $(NOTEBOOK_DIRS))
 
+# nbgrader, for tests/test_nbgrader.py (it runs the real generate_assignment on solutions/), lives
+# in a venv of its own: its pins are not the lab's. Built once, reused while its constraints hold.
+# Defined before the test rule: make expands a rule's prerequisites when it reads the rule.
+NBGRADER_VENV  := $(VENV)/nbgrader
+NBGRADER_STAMP := $(NBGRADER_VENV)/.installed
+$(NBGRADER_STAMP): constraints-nbgrader.txt
+	@test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/python -m pip install --quiet -c constraints-nbgrader.txt nbgrader
+	@touch $@
+
 # pytest exits 5 when it collected nothing: that is a broken test setup, so it
 # fails the target with a message instead of passing quietly.
 test: $(STAMP) $(LAB_OVERRIDES) $(NBGRADER_STAMP)
@@ -116,15 +126,6 @@ PROPERTY_EXAMPLES ?= 2000
 properties: $(STAMP)
 	KSMLAB_LOCKSTEP_EXAMPLES=$(PROPERTY_EXAMPLES) $(BIN)/python -m pytest tests/test_checksum_lockstep.py -q \
 	  -p no:cacheprovider --hypothesis-show-statistics
-
-# nbgrader, for tests/test_nbgrader.py (it runs the real generate_assignment on solutions/), lives
-# in a venv of its own: its pins are not the lab's. Built once, reused while its constraints hold.
-NBGRADER_VENV  := $(VENV)/nbgrader
-NBGRADER_STAMP := $(NBGRADER_VENV)/.installed
-$(NBGRADER_STAMP): constraints-nbgrader.txt
-	@test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
-	$(NBGRADER_VENV)/bin/python -m pip install --quiet -c constraints-nbgrader.txt nbgrader
-	@touch $@
 
 # --- the long property run (issue 8) ------------------------------------------------
 # Random operation sequences in both modes against a shadow model, validate() after every
