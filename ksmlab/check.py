@@ -416,7 +416,7 @@ def _name(path: tuple) -> str:
     return " / ".join("None (no cgroup)" if k is None else repr(k) for k in path)
 
 
-_NONE_SPELLINGS = {"none", "no cgroup", "nobody", "(charged to no cgroup)", "null", "nocgroup"}
+_NONE_SPELLINGS = {"none", "no cgroup", "nobody", "(charged to no cgroup)", "in use, charged to no cgroup", "null", "nocgroup"}
 
 
 def _check_shape(answer: Any, expected: Any, path: tuple = ()) -> None:

@@ -35,6 +35,7 @@ def test_lesson_06_stepper_and_hunk_switches(jupyterlab, browser):  # noqa: F811
     from ksmlab import PAGE_SIZE
     from ksmlab.views.course_widgets import run_with_switches
     from ksmlab.views.stepper import record_merge
+    from ksmlab.views.accounting import NOBODY
 
     def two_tenants(m):                  # the lesson's scenario
         m.add_cgroup("A"); m.add_cgroup("B")
@@ -73,7 +74,7 @@ def test_lesson_06_stepper_and_hunk_switches(jupyterlab, browser):  # noqa: F811
                 box = switches.locator(f".widget-checkbox:has-text('{name}') input")
                 box.click()
                 want = "oops" if expected["outcome"].startswith("oops") else "ran to the end"
-                charged = [f"charged to {k}\t{v}" for k, v in expected["charged"].items()]
+                charged = [f"{k if k == NOBODY else 'charged to ' + k}\t{v}" for k, v in expected["charged"].items()]
                 page.wait_for_function(
                     "([w, c]) => { const t = document.querySelector('.ksmlab-switches')?.innerText || '';"
                     " return t.includes(w) && c.every(x => t.includes(x)); }", arg=[want, charged], timeout=30_000)
@@ -99,10 +100,10 @@ def test_lesson_07_playground(jupyterlab, browser):  # noqa: F811
             ground.wait_for(timeout=120_000)
             for mode, label in (("allocate", "before: allocate"), ("upgrade", "after: upgrade")):
                 ground.locator(f".widget-toggle-buttons button:text-is('{label}')").click()
-                nobody = who_pays(play(mode=mode)).loc["(charged to no cgroup)", "charged"]
+                nobody = who_pays(play(mode=mode)).loc["in use, charged to no cgroup", "charged"]
                 page.wait_for_function(
                     "([m, n]) => { const t = document.querySelector('.ksmlab-playground')?.innerText || '';"
-                    " return t.startsWith('who pays (' + m) && t.includes('(charged to no cgroup)\\t0\\t' + n); }",
+                    " return t.startsWith('who pays (' + m) && t.includes('in use, charged to no cgroup\\t0\\t' + n); }",
                     arg=[mode, str(nobody)], timeout=30_000)
             ground.locator(".widget-toggle-buttons button:text-is('reversed')").click()
             expected = who_pays(play(order="reversed")).loc["A", "charged"]

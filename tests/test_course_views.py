@@ -95,7 +95,7 @@ def test_who_pays_two_tenants_and_the_limit():
     # commit the scanned page (b's, madvised second) keeps B's charge (ksm.c.after:953).
     c = compare(tenants)
     assert c.frame.loc["B", ("upgrade", "KSM charged")] == 4 and c.frame.loc["A", ("upgrade", "charged")] == 0
-    assert c.frame.loc["(charged to no cgroup)", ("allocate", "charged")] == 4
+    assert c.frame.loc["in use, charged to no cgroup", ("allocate", "charged")] == 4
     assert ("B", "charged") in c.differs and ("A", "maps") not in c.differs
     assert "4*" in repr(c) and "background-color:#fff3b0" in c._repr_html_()
     limit = compare(a_tenant_at_its_limit)
@@ -128,4 +128,4 @@ def test_widgets_redraw_and_carry_their_state_as_html_and_text():
     ground.controls["mode"].value = "allocate"
     assert ground.result.text == playground_view(False, mode="allocate").text
     assert ground.result.text.startswith("who pays (allocate; 2 processes")
-    assert "(charged to no cgroup)</th><td" in ground.result.html
+    assert "in use, charged to no cgroup</th><td" in ground.result.html

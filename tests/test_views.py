@@ -30,7 +30,7 @@ def figures(text: str) -> dict[str, str]:
     """{'B': '3', 'pages_shared': '3', ...}: first and second column of each table line."""
     out = {}
     for line in text.splitlines():
-        m = re.match(r"^(\(charged to no cgroup\)|\w+)\s+(?:\u25b8 )?(\d+)\b", line)
+        m = re.match(r"^(in use, charged to no cgroup|\w+)\s+(?:\u25b8 )?(\d+)\b", line)
         if m:
             out[m.group(1)] = m.group(2)
     return out
@@ -44,13 +44,13 @@ def test_mode_view_redraws_and_marks_what_differs_from_the_other_mode():
     upgrade = figures(shown["data"]["text/plain"])
     # upgrade: b's pages become the KSM pages and stay charged to B (3 pages); allocate: the 3 new
     # KSM pages are charged to no cgroup. Both merge all 3 pages.
-    assert (upgrade["B"], upgrade["(charged to no cgroup)"], upgrade["pages_shared"]) == ("3", "0", "3")
+    assert (upgrade["B"], upgrade["in use, charged to no cgroup"], upgrade["pages_shared"]) == ("3", "0", "3")
     view.toggle.value = "allocate"
     allocate = figures(view.output.outputs[0]["data"]["text/plain"])
-    assert (allocate["B"], allocate["(charged to no cgroup)"], allocate["pages_shared"]) == ("0", "3", "3")
+    assert (allocate["B"], allocate["in use, charged to no cgroup"], allocate["pages_shared"]) == ("0", "3", "3")
     accounting, counters = view.result.tables
     marked = view.result.parts[2].highlight
-    assert marked == {("B", "charged pages"), ("(charged to no cgroup)", "charged pages")}
+    assert marked == {("B", "charged pages"), ("in use, charged to no cgroup", "charged pages")}
     assert view.result.parts[4].highlight == set(), "the counters are the same in both modes"
 
 
@@ -62,7 +62,7 @@ def test_the_displayed_widget_carries_a_static_fallback_with_the_numbers():
     html = data["text/html"]
     assert "data:image/png;base64," in html, "the picture is in the fallback"
     # the accounting row of the pages charged to nobody: 3, marked as differing from upgrade
-    row = re.search(r"\(charged to no cgroup\)</th><td style=\"[^\"]*background-color[^\"]*\">\u25b8 (\d+)</td>", html)
+    row = re.search(r"in use, charged to no cgroup</th><td style=\"[^\"]*background-color[^\"]*\">\u25b8 (\d+)</td>", html)
     assert row and row.group(1) == "3"
 
 
@@ -120,7 +120,7 @@ def test_compare_modes_and_memcg_frame():
     two_tenants(m)
     frame = tables.memcg_frame(m)
     assert frame.loc["B", "charged pages"] == 3 and frame.loc["A", "charged pages"] == 0
-    assert frame.loc["(charged to no cgroup)", "limit"] == "no limit"
+    assert frame.loc["in use, charged to no cgroup", "limit"] == "no limit"
 
 
 def test_pages_and_rmap_items_frames_agree_with_the_machine():

@@ -26,14 +26,14 @@ __all__ = ["who_pays", "compare", "Comparison", "ksm_pages", "SCENARIOS", "MEASU
            "two_tenants", "one_tenant_with_duplicates", "three_tenants", "cow_after_the_merge",
            "the_owner_exits", "a_tenant_at_its_limit"]
 
-NOBODY = "(charged to no cgroup)"
+NOBODY = "in use, charged to no cgroup"
 MEASURES = ("maps", "charged", "KSM charged")
 
 
 def who_pays(machine: Machine) -> pd.DataFrame:
     """One row per cgroup (root left out when nothing uses it): ``maps`` (ptes of its live processes
     on pages other than the zero page), ``charged`` (its usage), ``KSM charged`` (KSM pages charged
-    to it); the last row, ``(charged to no cgroup)``, has the pages in use charged to nobody."""
+    to it); the last row, ``in use, charged to no cgroup``, has the pages in use charged to nobody."""
     maps: dict[str, int] = {}
     for process in machine.processes.values():
         if process.alive:

@@ -29,7 +29,7 @@ from ..errors import KernelOops, OutOfMemory
 from ..hunks import SWITCHES, unsafe_reasons
 from ..machine import Machine
 from ..page import PAGE_SIZE
-from .accounting import who_pays
+from .accounting import NOBODY, who_pays
 from .stepper import PAGE_FIELDS, Snapshot, changed_keys, changes, record_merge
 from .widgets import View
 
@@ -133,7 +133,7 @@ def stepper_text(recorded: dict[str, list[Snapshot]], i: int) -> str:
         out.append("  ptes: " + ", ".join(f"{p.key}→{p.pfn}{'' if p.write else ' ro'}" for p in snap.ptes))
         out.append("  pages: " + ", ".join(f"{p.pfn} {p.kind} _count {p.count} mapcount {p.mapcount} "
                                           f"{p.cell('memcg')}" for p in snap.pages))
-        out.append("  charged: " + ", ".join(f"{k} {v}" for k, v in snap.charges if k != "root" or v))
+        out.append("  charged: " + "; ".join(f"{k} {v}" for k, v in snap.charges if k != "root" or v))
     return "\n".join(out)
 
 
@@ -173,7 +173,7 @@ def run_with_switches(scenario: Callable[[Machine], object], switches: dict[str,
         outcome = f"oops: {oops}"
     except OutOfMemory as oom:
         outcome = f"out of memory: {oom}"
-    usage = {("(no cgroup)" if k is None else k): v for k, v in m.memcg_usage().items() if k != "root" or v}
+    usage = {(NOBODY if k is None else k): v for k, v in m.memcg_usage().items() if k != "root" or v}
     return {"mode": mode, "switches": m.switches, "outcome": outcome, "unsafe": unsafe_reasons(m.switches),
             "counters": {k: v for k, v in m.ksm_stats().items() if k in ("pages_shared", "pages_sharing")},
             "charged": usage}
@@ -191,7 +191,7 @@ def _switches_rows(result: dict) -> list[tuple[str, str, bool]]:
     rows = [("outcome", result["outcome"], broke)]
     rows += [("unsafe", r, True) for r in result["unsafe"]] or [("unsafe", "no", False)]
     rows += [(k, str(v), False) for k, v in result["counters"].items()]
-    rows += [(f"charged to {k}", str(v), False) for k, v in result["charged"].items()]
+    rows += [(k if k == NOBODY else f"charged to {k}", str(v), False) for k, v in result["charged"].items()]
     return rows
 
 

@@ -112,7 +112,7 @@ def snapshot(machine: Machine, pfns: tuple[int, ...], event=None) -> Snapshot:
     mem_map = machine.kernel.frames.mem_map
     pages = tuple(page_state(mem_map[pfn]) for pfn in pfns)
     usage = machine.memcg_usage()
-    charges = tuple(("(no cgroup)" if k is None else k, v) for k, v in usage.items())
+    charges = tuple(("in use, charged to no cgroup" if k is None else k, v) for k, v in usage.items())
     stats = machine.ksm_stats()
     return Snapshot(-1 if event is None else event.seq, "" if event is None else event.func,
                     "before the step" if event is None else event.what,

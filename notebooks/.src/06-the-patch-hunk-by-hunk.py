@@ -143,8 +143,9 @@ show_hunk("h2")
 #
 # - `ksm.c.before:867-869` → `ksm.c.after:868-880`: the old code replaced `page`'s pte by `kpage` if the
 #   pte could be write-protected and the pages were identical. The new code first write-protects
-#   (`write_protect_page`, which also checks that nobody but the ptes and ksmd holds a reference,
-#   `ksm.c.after:755`), then chooses:
+#   (`write_protect_page`; only when the pte is still writable, `ksm.c.after:736`, does it also check
+#   that nobody but the ptes and ksmd holds a reference, `:755`; a pte that is already read-only passes
+#   unchecked, which hunk h6 and lesson 09 come back to), then chooses:
 #   - `kpage == NULL` (`:869`): upgrade `page` itself. `set_page_stable_node(page, NULL)` (`:875`) sets
 #     `page->mapping` to `PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` with a NULL node, the value `0x3`
 #     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
@@ -394,9 +395,18 @@ table[table["content"] == "twin"][["kind", "_count", "mapcount", "mapping", "mem
 
 # %% [markdown]
 # - Page 1 is left PageKsm (`mapping` `0x3`, a NULL stable node) and mapped by c alone, still charged
-#   to B. It is in neither tree, so it cannot merge again (`page_address_in_vma` gives `-EFAULT` for a
-#   KSM page, `rmap.c.after:253`) and, in this kernel, cannot be reclaimed (`ksm.c.after:1570-1572`,
-#   `1623-1624`), until c writes to it or unmaps it.
+#   to B, `_count` 1: c's pte. It is in neither tree, and it never merges again for a simpler reason
+#   than any check: c forked before b's `madvise`, so c's area is not `VM_MERGEABLE` and c's mm was never
+#   registered with ksmd (`ksm_madvise`, `ksm.c.after:1437-1443`, flags only the calling process's
+#   vmas), so ksmd never scans it. Only if c itself called `MADV_MERGEABLE` later would ksmd meet
+#   page 1, and then `write_protect_page` would give up at once: `page_address_in_vma` (`ksm.c.after:728`)
+#   gives `-EFAULT` for a KSM page, whose `page_anon_vma` is NULL (`rmap.c.after:253`). In this kernel
+#   the page also cannot be reclaimed (`ksm.c.after:1570-1572`, `1623-1624`), until c writes to it or
+#   unmaps it.
+# - Pages 15 and 16 have `_count` 2 with one pte each: the second reference is a per-CPU pagevec's
+#   (`lru_cache_add`, no `lru` flag yet). Page 15 is a's page, still in CPU 0's pagevec (that is why the
+#   merge failed); page 16 is the copy `break_cow` just made for b, in ksmd's CPU 1 pagevec. Both
+#   references go when the pagevecs drain.
 
 # %%
 m_fork.validate()          # the model accepts this state: the kernel reaches it too
@@ -570,8 +580,8 @@ for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", 
 #
 # ## Check yourself
 #
-# 1. Which of `SetPageDirty`, `__SetPageUptodate`, `SetPageSwapBacked` does an upgraded page already
-#    have from its fault, and why is the page still written to swap in 2009 without the third?
+# 1. Which two of `SetPageDirty`, `__SetPageUptodate`, `SetPageSwapBacked` does an upgraded page already
+#    have from its fault, and why is the page still written to swap in 2009 although it lacks `PG_dirty`?
 # 2. After the commit, what does `try_to_merge_two_pages` return on success, and what is `page->mapping`
 #    of that page between `set_page_stable_node(page, NULL)` and `stable_tree_insert`?
 # 3. In the fork scenario, which mm still maps the upgraded page after `break_cow`, and why can that page

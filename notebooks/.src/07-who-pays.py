@@ -51,7 +51,7 @@
 # | charged | pages charged to the cgroup (its usage) |
 # | KSM charged | KSM pages among them |
 #
-# and a last row, *(charged to no cgroup)*: pages in use that no cgroup is charged for. Both modes stand
+# and a last row, *in use, charged to no cgroup*: pages in use that no cgroup is charged for. Both modes stand
 # side by side; a highlighted cell (in text, a `*`) differs between them.
 
 # %%
@@ -197,8 +197,10 @@ print(playground_view(picture=False, order="reversed"))
 #   more than its limit, and the machine's memory in KSM pages was invisible to every cgroup (scenarios
 #   1, 6). After it, every KSM page is charged to some cgroup that used it.
 # - **The dissatisfaction.** The one cgroup charged is whoever faulted the page ksmd happened to scan
-#   second in its pass: B in scenarios 1, 3, 4, 5, although A and C use the same pages. It can go on
-#   paying after its own process has COWed away or exited (4, 5). The commit says so itself.
+#   second in its pass: B in scenarios 1, 3, 4, 5 and 6, although A and C use the same pages. In 6 the
+#   upgrade column charges B for all 4 KSM pages (*KSM charged* 4), which is why b's own next write is
+#   refused. It can go on paying after its own process has COWed away or exited (4, 5). The commit says
+#   so itself.
 # - **Open.** A fairer split (charge each user a share) would need a KSM page to carry several charges;
 #   the kernel has never done that.
 #

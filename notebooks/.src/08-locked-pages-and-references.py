@@ -116,8 +116,8 @@ events[events["hunk"].isin(["h2", "h5"]) | events["function"].isin(["putback_lru
 # %% [markdown]
 # - The first call (b's page, `kpage` NULL) upgrades page 2 and skips the branch: `kpage &&` is false.
 # - The second call merges a's page 1 onto page 2: `munlock_vma_page(page 1)` (`ksm.c.after:883`), and
-#   since page 2 is already `PG_mlocked` (b faulted it into a locked area) the `if (!PageMlocked(kpage))`
-#   block does nothing.
+#   since page 2 is already `PG_mlocked` (b wrote it, then `mlock()` locked its area and mlocked the
+#   page) the `if (!PageMlocked(kpage))` block does nothing.
 
 # %%
 locked_pages(m)
@@ -200,7 +200,10 @@ pd.concat({"old line kept": locked_pages(m_kept), "as committed": locked_pages(m
 # - The KSM page 2 ends the same with or without the drain: `lru`, `unevictable`, `mlocked`, charged to
 #   B. `mlock_vma_page` could isolate it either way, since it was on an LRU list already.
 # - The only difference is a's old page 1: with the drain it leaves ksmd's pagevec at once and is freed;
-#   without it, it waits in the pagevec for the next drain. So the line is not needed after the commit,
+#   without it, it waits in the pagevec for the next drain. The free in the first table ("cmp_and_merge_page()'s
+#   put_page") is `put_page(tree_page)` (`ksm.c.after:1207`): page 1 is the tree page, and once the drain
+#   has dropped the pagevec's reference, the reference ksmd took in the tree walk is its last. It is not
+#   the `put_page(kpage)` of h7 below. So the line is not needed after the commit,
 #   and the commit drops it.
 #
 # ### 3. The dropped `put_page(kpage)` (hunk h7)

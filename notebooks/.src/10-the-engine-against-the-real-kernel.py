@@ -11,14 +11,18 @@
 #     name: python3
 # ---
 
-# %%
-# Run All never touches this machine's KSM. To run the live part (root, a Linux kernel with KSM, and
-# a machine nobody else uses: KSM is machine-wide), set LIVE = True and run the cells again.
-LIVE = False
-
 # %% [markdown]
 # # 10 · The engine against the real kernel
 #
+# `LIVE` guards the only cell that touches this machine's KSM (the live run in the Practical); it stays
+# `False`, so Run All reads only the recorded results and runs the engine.
+
+# %%
+# To run the live part (root, a Linux kernel with KSM, and a machine nobody else uses: KSM is
+# machine-wide), set LIVE = True and run the cells again.
+LIVE = False
+
+# %% [markdown]
 # **Aim.** Everything the course has shown comes from a model. This lesson checks the model against
 # the real thing: the same twenty scenarios, written once against the `Machine` API, run on the engine
 # and on a live Linux KSM, page by page and charge by charge; and it says where and why they differ.
@@ -113,7 +117,7 @@ pd.concat({"ksmlab": counters(predicted), LINUX: counters(recorded)}, axis=0)
 # (on Linux read from `/proc/<pid>/pagemap` and `/proc/kpagecgroup`):
 
 # %%
-pd.DataFrame({"ksmlab": predicted[-1]["memcg"], LINUX: recorded[-1]["memcg"]}).rename(index={"null": "(no cgroup)"})
+pd.DataFrame({"ksmlab": predicted[-1]["memcg"], LINUX: recorded[-1]["memcg"]}).rename(index={"null": "in use, charged to no cgroup"})
 
 # %% [markdown]
 # - B pays for all 16 merged pages and A for none, on both machines, as `ksm.c.after` predicts: the page
@@ -199,7 +203,7 @@ for label, names in disagree.items():
 # sudo .venv/bin/python -m ksmlab real --record                # record this kernel's observations
 # ```
 #
-# Or here, with `LIVE = True` in the first cell:
+# Or here, with `LIVE = True` in the cell under the title:
 
 # %%
 if LIVE:
