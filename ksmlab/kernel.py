@@ -16,7 +16,7 @@ from .modern import ModernOps
 from .page import PROCESS_CPU, ContentStore, FrameAllocator, PageOps, Pagevec
 from .rbtree import RBRoot
 from .rmap import RmapOps
-from .trace import TRACE_LIMIT, Event, Trace
+from .trace import TRACE_LIMIT, Trace
 
 __all__ = ["Kernel"]
 
@@ -81,14 +81,18 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.watched: tuple[int, ...] = ()              # pfns whose counts each event records
         self.current_step = None
 
-    def ev(self, func: str, what: str, mm=None, addr: int | None = None, pfn: int | None = None,
+    def ev(self, func: str, what, mm=None, addr: int | None = None, pfn: int | None = None,
            hunk: str | None = None, src: str | None = None) -> None:
-        """Append one event to the trace."""
+        """Append one event to the trace. ``what`` is its text: a ``str``, or a tuple
+        ``(template, value, ...)`` that the trace formats (``template.format(value, ...)``) only when
+        the event is read, for the hottest call sites, where building the string on every traced
+        step would cost more than keeping its values."""
         counts = None
         if self.watched:
             mem_map = self.frames.mem_map
             counts = tuple((p, mem_map[p]._count, mem_map[p]._mapcount + 1) if p < len(mem_map) else (p, 0, 0)
                            for p in self.watched)
-        trace = self.trace
-        trace.append(Event(trace.next_seq, func, mm.name if mm is not None else None, addr, pfn,
-                           what, hunk, src, counts))
+        trace = self.trace                   # Trace.record, inlined: this runs for every traced step
+        seq = trace.next_seq
+        trace._events.append((seq, func, None if mm is None else mm.name, addr, pfn, what, hunk, src, counts))
+        trace.next_seq = seq + 1

@@ -43,6 +43,10 @@ SEQNR_MASK = 0x0FF          # ksm.c.after:147
 UNSTABLE_FLAG = 0x100       # ksm.c.after:148
 STABLE_FLAG = 0x200         # ksm.c.after:149
 
+# Where a visited rmap_item is, by its address flags (RmapItem.state() in words), for the trace
+_IN_TREE = {0: "in no tree", UNSTABLE_FLAG: "in the unstable tree", STABLE_FLAG: "in the stable tree",
+            STABLE_FLAG | UNSTABLE_FLAG: "in the stable tree"}
+
 KSM_RUN_STOP = 0
 KSM_RUN_MERGE = 1
 KSM_RUN_UNMERGE = 2
@@ -502,7 +506,7 @@ class KsmOps:
         pte.page = kpage                                  # mk_pte(kpage, vm_page_prot): read-only
         pte.write = False
         if self.tracing:                                  # the pte switches first (:818-819), then
-            self.ev("replace_page", f"pte now maps the KSM page {kpage.pfn}; page {page.pfn} unmapped",
+            self.ev("replace_page", ("pte now maps the KSM page {}; page {} unmapped", kpage.pfn, page.pfn),
                     mm=vma.vm_mm, addr=addr, pfn=kpage.pfn, src=self._src(819, 819))
         self.page_remove_rmap(page)                       # :821, which uncharges page if that was its last pte
         self.put_page(page, "replace_page")
@@ -866,7 +870,7 @@ class KsmOps:
         if stable_node is not None:
             kpage = stable_node.page
             if self.tracing:
-                self.ev("stable_tree_search", f"found KSM page {kpage.pfn} with the same contents", mm=mm,
+                self.ev("stable_tree_search", ("found KSM page {} with the same contents", kpage.pfn), mm=mm,
                         addr=addr, pfn=page.pfn, src=self._src(1197, 1173))
             err = self.try_to_merge_with_ksm_page(rmap_item, page, kpage)
             if not err:
@@ -912,9 +916,10 @@ class KsmOps:
         checksum = self.contents.checksum(page.content)
         if rmap_item.oldchecksum != checksum:
             if self.tracing:
-                self.ev("calc_checksum", f"checksum {checksum:#010x} differs from {rmap_item.oldchecksum:#010x}: "
-                        "volatile, look again next pass", mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK,
-                        pfn=page.pfn, src=self._src(1220, 1196))
+                self.ev("calc_checksum", ("checksum {:#010x} differs from {:#010x}: volatile, look again "
+                                               "next pass", checksum, rmap_item.oldchecksum),
+                        mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn,
+                        src=self._src(1220, 1196))
             rmap_item.oldchecksum = checksum
             return False
         return True
@@ -1026,6 +1031,8 @@ class KsmOps:
         scan_get_next_rmap_item = self.scan_get_next_rmap_item    # bound once: ksmd's hottest loop
         cmp_and_merge_page = self.cmp_and_merge_page
         put_page = self.put_page
+        ev = self.ev                                              # the trace's two lines per visit:
+        visit_src, put_src = self._src(1403, 1378), self._src(1415, 1390)   # their text kept unformatted
         while scan_npages > 0:
             if self.sigint_pending:                        # a real SIGINT (ksmlab.interrupts): stop
                 self.interrupted_at = ("between two rmap_items (ksm_do_scan)", visited)
@@ -1036,15 +1043,15 @@ class KsmOps:
                 break
             visited += 1
             if self.tracing:
-                self.ev("ksm_do_scan", f"visit: page {page.pfn}, rmap_item " + ("in the " + rmap_item.state() + " tree" if rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG) else "in no tree"), mm=rmap_item.mm,
-                        addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=self._src(1403, 1378))
+                ev("ksm_do_scan", ("visit: page {}, rmap_item {}", page.pfn,
+                                        _IN_TREE[rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG)]),
+                   mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=visit_src)
             if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
                 cmp_and_merge_page(page, rmap_item)
             put_page(page, "ksm_do_scan")
             if self.tracing:
-                self.ev("ksm_do_scan", "put_page(page): done with it, ksmd drops the reference follow_page took",
-                        mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn,
-                        src=self._src(1415, 1390))
+                ev("ksm_do_scan", "put_page(page): done with it, ksmd drops the reference follow_page took",
+                   mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=put_src)
         return visited
 
     def lru_add_drain_all_before_pass(self) -> None:

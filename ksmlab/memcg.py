@@ -98,4 +98,5 @@ class MemcgOps:
         memcg.usage -= 1
         page.memcg = None
         if self.tracing:
-            self.ev("mem_cgroup_uncharge_page", f"uncharged from {memcg.name} (usage {memcg.usage})", pfn=page.pfn)
+            self.ev("mem_cgroup_uncharge_page", ("uncharged from {} (usage {})", memcg.name, memcg.usage),
+                    pfn=page.pfn)

@@ -427,7 +427,7 @@ class PageOps:
             self.frames.free_page(page, function)
             if self.tracing:
                 self.ev("__free_page", "page freed" if function == "put_page" else
-                        f"page freed: {function}()'s put_page dropped its last reference", pfn=page.pfn)
+                        ("page freed: {}()'s put_page dropped its last reference", function), pfn=page.pfn)
 
     # ------------------------------------------------------------ LRU and pagevecs (mm/swap.c, mm/vmscan.c)
     #

@@ -20,6 +20,13 @@ never by list position::
 ``since`` raises :class:`~ksmlab.KsmlabError` if the ring has already dropped some of those events
 (a shortened answer would be a wrong one). ``len(m.trace)``, ``m.trace[i]``, ``m.trace[a:b]``
 and iteration work over the events still kept, oldest first, as on a list.
+
+What the ring holds is cheaper than an :class:`Event`: a plain tuple of the same nine fields, in
+the same order (:meth:`Trace.record`), whose ``what`` may still be unformatted: a tuple
+``(template, value, ...)`` that reads as ``template.format(value, ...)``. Every read (``m.trace[i]``, iteration, slices, ``since``)
+hands out the frozen :class:`Event`, with ``what`` a ``str``, so nothing that reads a trace sees
+the difference; a traced run only pays for a tuple per event, not for a frozen dataclass and the
+formatting of its text (about a third of the cost).
 """
 
 from __future__ import annotations
@@ -62,6 +69,17 @@ class Event:
         return f"{self.seq:5d} {self.func}({', '.join(where)}): {self.what}{hunk}"
 
 
+_FIELDS = tuple(Event.__dataclass_fields__)
+
+
+def _event(record: tuple) -> Event:
+    """The :class:`Event` of a stored record (see :meth:`Trace.record`)."""
+    what = record[5]
+    if what.__class__ is not str:                    # (template, value, ...), formatted now
+        record = record[:5] + (what[0].format(*what[1:]),) + record[6:]
+    return Event(*record)
+
+
 def _check_limit(limit) -> int | None:
     if limit is None:
         return None
@@ -87,9 +105,17 @@ class Trace(Sequence):
     # ---------------------------------------------------------------- recording
 
     def append(self, event) -> None:
-        """Record ``event``, whose ``seq`` must be :attr:`next_seq` (the kernel's ``ev`` does so)."""
-        self._events.append(event)
+        """Record ``event`` (an :class:`Event`), whose ``seq`` must be :attr:`next_seq`."""
+        self._events.append(tuple(getattr(event, f) for f in _FIELDS))
         self.next_seq += 1
+
+    def record(self, func, process, addr, pfn, what, hunk, src, counts) -> None:
+        """Record one event from its fields (what the kernel's ``ev`` calls): stored as the tuple
+        ``(seq, func, process, addr, pfn, what, hunk, src, counts)``, ``what`` a ``str`` or a
+        ``(template, value, ...)`` tuple; it becomes an :class:`Event` only when read."""
+        seq = self.next_seq
+        self._events.append((seq, func, process, addr, pfn, what, hunk, src, counts))
+        self.next_seq = seq + 1
 
     @property
     def limit(self) -> int | None:
@@ -129,7 +155,7 @@ class Trace(Sequence):
                               f"{self.dropped} (events {self.first_seq} on are kept). Make the machine with "
                               "Machine(trace_limit=None), or set m.trace.limit = None, to keep every event")
         n = self.next_seq - seq
-        return list(islice(reversed(self._events), n))[::-1]
+        return [_event(r) for r in list(islice(reversed(self._events), n))[::-1]]
 
     def clear(self) -> None:
         """Drop every event kept (sequence numbers go on counting)."""
@@ -142,20 +168,20 @@ class Trace(Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return list(self._events)[index]
-        return self._events[index]
+            return [_event(r) for r in list(self._events)[index]]
+        return _event(self._events[index])
 
     def __iter__(self):
-        return iter(self._events)
+        return map(_event, self._events)
 
     def __reversed__(self):
-        return reversed(self._events)
+        return map(_event, reversed(self._events))
 
     def __eq__(self, other) -> bool:
         if isinstance(other, Trace):
-            return list(self._events) == list(other._events)
+            return list(self) == list(other)
         if isinstance(other, (list, tuple)):
-            return list(self._events) == list(other)
+            return list(self) == list(other)
         return NotImplemented
 
     __hash__ = None
