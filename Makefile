@@ -83,6 +83,8 @@ lab: $(LAB_STAMP) $(LAB_OVERRIDES)
 # --- tests ----------------------------------------------------------------------
 # Jupyter, IPython and matplotlib keep config and state under .venv/home during
 # tests, so `make test` neither reads nor writes the user's home directory.
+# KSMLAB_PROGRESS=0: no progress bar (ksmlab.views.progress) in a test's or a
+# stored notebook's output.
 TEST_HOME := $(CURDIR)/$(VENV)/home
 TEST_ENV := \
 	JUPYTER_CONFIG_DIR=$(TEST_HOME)/jupyter/config \
@@ -93,7 +95,8 @@ TEST_ENV := \
 	JUPYTER_PLATFORM_DIRS=1 \
 	IPYTHONDIR=$(TEST_HOME)/ipython \
 	MPLCONFIGDIR=$(TEST_HOME)/matplotlib \
-	PYDEVD_DISABLE_FILE_VALIDATION=1
+	PYDEVD_DISABLE_FILE_VALIDATION=1 \
+	KSMLAB_PROGRESS=0
 
 # Folders whose notebooks nbval runs: only those that hold an .ipynb (outside
 # .ipynb_checkpoints). exercises/ is left out on purpose: it has blanks to fill in.

@@ -1094,6 +1094,13 @@ def main(argv=None) -> int:
     opts = ap.parse_args(argv)
     if opts.child:
         name, args = opts.child
+        if name == "scale":        # a bar on the terminal for runs over a second (ksmlab.views.progress)
+            try:
+                from ksmlab.views.progress import install
+
+                install(desc=f"ksmd {json.loads(args)['mode']}")
+            except ImportError:    # no tqdm: the engine runs without one
+                pass
         result = CHILDREN[name](json.loads(args))
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0

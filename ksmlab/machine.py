@@ -31,8 +31,8 @@ from .interrupts import deferring_sigint
 from .kernel import Kernel
 from .ksm import ERESTARTSYS, KSM_RUN_MERGE, KSM_RUN_STOP, KSM_RUN_UNMERGE
 from .memcg import ROOT_CGROUP, MemCgroup
-from .mm import (PTRS_PER_PTE, MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE, MmStruct, PageTable,
-                 Vma)
+from .mm import (PTRS_PER_PTE, MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_MERGEABLE, VM_READ, VM_WRITE,
+                 MmStruct, PageTable, Vma)
 from .page import PAGE_SHIFT, PAGE_SIZE
 from .trace import TRACE_LIMIT, Trace
 
@@ -42,7 +42,8 @@ ULONG_MAX = (1 << 64) - 1
 #: The lowest address mmap hands out (``mmap_min_addr``'s usual value).
 MMAP_MIN_ADDR = 0x10000
 
-__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES", "DEFAULT_MAX_PAGES", "DEFAULT_MAX_PASSES"]
+__all__ = ["Machine", "Process", "Ksmd", "Sysfs", "DEFAULT_RAM_PAGES", "DEFAULT_MAX_PAGES", "DEFAULT_MAX_PASSES",
+           "PROGRESS_CHUNK", "set_default_progress"]
 
 #: 1 GiB of simulated RAM.
 DEFAULT_RAM_PAGES = 262_144
@@ -703,13 +704,77 @@ def _gc_paused():
             gc.enable()
 
 
+#: With a progress callback, ``ksmd.run(full_scans=N)`` runs each batch of ``pages_to_scan`` as
+#: ``ksm_do_scan`` calls of at most this many rmap_items and reports after each one. The kernel's
+#: state ends up the same: ``ksm_do_scan(n)`` stops early only at the end of a pass, and then the
+#: batch stops there too (no kernel analogue; the kernel has no one to report to).
+PROGRESS_CHUNK = 4096
+
+_default_progress: Callable | None = None
+
+
+def set_default_progress(progress: Callable | None) -> Callable | None:
+    """Make ``progress`` the callback of every ``Ksmd`` that has none of its own (``None``: none);
+    returns the one it replaces. :mod:`ksmlab.views.progress` installs a tqdm bar this way."""
+    global _default_progress
+    if progress is not None and not callable(progress):
+        raise KsmlabError(f"progress must be a function progress(visited, total, done) or None, not {progress!r}")
+    old, _default_progress = _default_progress, progress
+    return old
+
+
 class Ksmd:
-    """The ksmd kernel thread, stepped by hand (``ksm_scan_thread``, ``ksm.c.after:1399-1418``)."""
+    """The ksmd kernel thread, stepped by hand (``ksm_scan_thread``, ``ksm.c.after:1399-1418``).
+
+    ``progress``: ``None``, or a function ``progress(visited, total, done)`` that :meth:`run` calls as
+    it goes (no kernel analogue): ``visited`` rmap_items so far in this run, ``total`` an estimate of
+    how many the run will visit (``full_scans`` times the pages of the mergeable areas; ``None``
+    for ``run(until=...)``), ``done`` true on the last call. Without one of its own a Ksmd uses the
+    default of :func:`set_default_progress`. It only reports: it cannot change what ksmd does.
+    """
 
     def __init__(self, machine: Machine):
         self.machine = machine
         self.batches = 0
         self.elapsed_ms = 0          # simulated time: sleep_millisecs after each batch
+        self._progress: Callable | None = None
+
+    @property
+    def progress(self) -> Callable | None:
+        return self._progress if self._progress is not None else _default_progress
+
+    @progress.setter
+    def progress(self, progress: Callable | None) -> None:
+        if progress is not None and not callable(progress):
+            raise KsmlabError(f"progress must be a function progress(visited, total, done) or None, not {progress!r}")
+        self._progress = progress
+
+    def _pages_per_pass(self) -> int:
+        """The pages of every mergeable area of every mm ksmd scans: the most one pass visits."""
+        kernel = self.machine.kernel
+        head = kernel.ksm_mm_head
+        slot, pages = head.next, 0
+        while slot is not head:
+            for vma in slot.mm.mmap:
+                if vma.vm_flags & VM_MERGEABLE:
+                    pages += (vma.vm_end - vma.vm_start) >> PAGE_SHIFT
+            slot = slot.next
+        return pages
+
+    def _batch(self, pages: int, progress: Callable | None, visited: int, total: int | None) -> int:
+        """One batch: ``ksm_do_scan(pages)``, or with ``progress`` the same in chunks, reported."""
+        machine, ksm_do_scan = self.machine, self.machine.kernel.ksm_do_scan
+        if progress is None:
+            return machine._run_kernel(ksm_do_scan, pages)
+        done = 0
+        while done < pages:
+            chunk = min(PROGRESS_CHUNK, pages - done)
+            n = machine._run_kernel(ksm_do_scan, chunk)
+            done += n
+            progress(visited + done, total, False)
+            if n < chunk:                                 # the pass ended: so does the batch
+                break
+        return done
 
     @property
     def full_scans(self) -> int:
@@ -768,8 +833,14 @@ class Ksmd:
         elif max_pages is None and max_passes is None:
             raise KsmlabError("ksmd.run(until=...) needs a bound: max_pages or max_passes (or both) must be an int")
         self._check_can_run()
-        with _gc_paused():
-            return self._run(full_scans, until, max_pages, max_passes)
+        progress = self.progress
+        self._visited = 0
+        try:
+            with _gc_paused():
+                return self._run(full_scans, until, max_pages, max_passes)
+        finally:
+            if progress is not None:
+                progress(self._visited, None, True)
 
     def _stopped(self, reason: str, visited: int, passes: int, goal: str):
         bound = {"max_pages": "it had visited max_pages rmap_items", "max_passes": "it had done max_passes full scans",
@@ -781,6 +852,7 @@ class Ksmd:
 
     def _run(self, full_scans, until, max_pages, max_passes) -> int:
         kernel = self.machine.kernel
+        progress = self.progress
         scan = kernel.ksm_scan
         head = kernel.ksm_mm_head
         visited = 0
@@ -798,12 +870,18 @@ class Ksmd:
                 if head.next is head:
                     raise self._stopped("no mm left", visited, passes, goal)
                 self.machine._check_alive()
-                visited += self.machine._run_kernel(kernel.ksm_do_scan, 1)
+                n = self.machine._run_kernel(kernel.ksm_do_scan, 1)
+                visited += n
+                if progress is not None and n and not visited % PROGRESS_CHUNK:
+                    self._visited = visited
+                    progress(visited, None, False)
+            self._visited = visited
             if kernel.sigint_pending:
                 kernel.interrupted_at = (f"in ksmd.run, between two rmap_items, after {visited} this run", visited)
             return visited
         target = seqnr0 + full_scans
         goal = f"{full_scans} full scan(s) were done"
+        total = full_scans * self._pages_per_pass() if progress is not None else None
         while scan.seqnr < target and not kernel.sigint_pending:
             if head.next is head:
                 # every mm has gone (exited or unmapped its mergeable areas) and been reaped:
@@ -817,7 +895,8 @@ class Ksmd:
             batch = kernel.ksm_thread_pages_to_scan
             if max_pages is not None:
                 batch = min(batch, max_pages - visited)
-            visited += self.machine._run_kernel(kernel.ksm_do_scan, batch)
+            visited += self._batch(batch, progress, visited, total)
+            self._visited = visited
             self.batches += 1
             self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
         if kernel.sigint_pending:
