@@ -87,11 +87,12 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         ``(template, value, ...)`` that the trace formats (``template.format(value, ...)``) only when
         the event is read, for the hottest call sites, where building the string on every traced
         step would cost more than keeping its values."""
-        counts = None
         if self.watched:
             mem_map = self.frames.mem_map
             counts = tuple((p, mem_map[p]._count, mem_map[p]._mapcount + 1) if p < len(mem_map) else (p, 0, 0)
                            for p in self.watched)
+        else:
+            counts = None
         trace = self.trace                   # Trace.record, inlined: this runs for every traced step
         seq = trace.next_seq
         trace._events.append((seq, func, None if mm is None else mm.name, addr, pfn, what, hunk, src, counts))

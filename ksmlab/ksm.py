@@ -43,6 +43,9 @@ SEQNR_MASK = 0x0FF          # ksm.c.after:147
 UNSTABLE_FLAG = 0x100       # ksm.c.after:148
 STABLE_FLAG = 0x200         # ksm.c.after:149
 
+# The citations _src() has made, by line (after: +line, before: -line), each text made once
+_SRC_TEXT: dict[int, str] = {}
+
 # Where a visited rmap_item is, by its address flags (RmapItem.state() in words), for the trace
 _IN_TREE = {0: "in no tree", UNSTABLE_FLAG: "in the unstable tree", STABLE_FLAG: "in the stable tree",
             STABLE_FLAG | UNSTABLE_FLAG: "in the stable tree"}
@@ -193,9 +196,12 @@ class KsmOps:
     try_to_merge_two_pages_hook = None
 
     def _src(self, before: int, after: int) -> str:
-        if self.upgrade_in_place:
-            return f"ksm.c.after:{after}"
-        return f"ksm.c.before:{before}"
+        """The citation of a trace line: ``ksm.c.after:AFTER`` after the commit, else ``ksm.c.before:BEFORE``."""
+        key = after if self.upgrade_in_place else -before
+        text = _SRC_TEXT.get(key)
+        if text is None:
+            text = _SRC_TEXT[key] = f"ksm.c.after:{after}" if key > 0 else f"ksm.c.before:{before}"
+        return text
 
     # ------------------------------------------------------------ rmap_item, mm_slot bookkeeping
 
@@ -1043,15 +1049,15 @@ class KsmOps:
                 break
             visited += 1
             if self.tracing:
-                ev("ksm_do_scan", ("visit: page {}, rmap_item {}", page.pfn,
-                                        _IN_TREE[rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG)]),
-                   mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=visit_src)
+                ev("ksm_do_scan", ("visit: page {}, rmap_item {}", page.pfn,   # (positional: mm, addr, pfn,
+                                   _IN_TREE[rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG)]),   # hunk, src)
+                   rmap_item.mm, rmap_item.address & PAGE_MASK, page.pfn, None, visit_src)
             if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
                 cmp_and_merge_page(page, rmap_item)
             put_page(page, "ksm_do_scan")
             if self.tracing:
                 ev("ksm_do_scan", "put_page(page): done with it, ksmd drops the reference follow_page took",
-                   mm=rmap_item.mm, addr=rmap_item.address & PAGE_MASK, pfn=page.pfn, src=put_src)
+                   rmap_item.mm, rmap_item.address & PAGE_MASK, page.pfn, None, put_src)
         return visited
 
     def lru_add_drain_all_before_pass(self) -> None:
