@@ -54,9 +54,12 @@ PAGES_PER_PROC = 65_536
 RAM_PAGES = 1 << 20
 RESULT_MARK = "@@ksmlab-bench-result@@ "
 
-# targets of issue 4
+# targets of issue 4, and of issue 13 (the defaults, memory, the toggle with the defaults)
 TARGET_SCANS_S = 2.0
-TARGET_BYTES_PER_PAGE = 500
+TARGET_BYTES_PER_PAGE = 400          # issue 13 (issue 4: 500)
+TARGET_DEFAULTS_RATIO = 2.0          # issue 13: Machine(mode=...) defaults within 2x of the fast options
+TARGET_TOGGLE_DEFAULTS_MS = 50.0     # issue 13: the toggle with the defaults
+DEFAULTS_SIZES = (8_192, 65_536)     # pages per process of the defaults-vs-fast section
 KERNEL_FLOOR = 0.10          # ksmlab at least a tenth of the kernel's pages/s
 TARGET_TOGGLE_MS = 100.0
 TARGET_MAKE_TEST_S = 180.0
@@ -161,11 +164,18 @@ def write_workload(m, procs: int, pages: int) -> list:
     return regions
 
 
-def build_machine(mode: str, procs: int, pages: int, *, checksum_first: bool = False, ram_pages: int = RAM_PAGES):
+#: The "fast options" of the benchmark: no trace, the crc32 stand-in (ksmlab.checksum).
+FAST_OPTIONS = {"trace": False, "checksum": "crc32"}
+
+
+def build_machine(mode: str, procs: int, pages: int, *, checksum_first: bool = False, ram_pages: int = RAM_PAGES,
+                  options: dict | None = None):
+    """The workload's machine: the fast options unless ``options`` says otherwise ({} = Machine's
+    defaults: jhash2, trace on)."""
     from ksmlab import Machine
 
-    m = Machine(mode=mode, trace=False, check_contents=True, checksum="crc32", ram_pages=ram_pages,
-                checksum_first=checksum_first)
+    kw = dict(FAST_OPTIONS if options is None else options)
+    m = Machine(mode=mode, check_contents=True, ram_pages=ram_pages, checksum_first=checksum_first, **kw)
     m.sysfs["pages_to_scan"] = procs * pages
     if checksum_first:  # the parity regime of ksmlab.scenarios.engine_for_parity: no max_kernel_pages
         m.sysfs["max_kernel_pages"] = 0
@@ -209,7 +219,7 @@ def child_scale(args: dict) -> dict:
         tracemalloc.start()
     t0 = time.perf_counter()
     m = build_machine(mode, procs, pages, checksum_first=args.get("checksum_first", False),
-                      ram_pages=args.get("ram_pages", RAM_PAGES))
+                      ram_pages=args.get("ram_pages", RAM_PAGES), options=args.get("options"))
     setup = time.perf_counter() - t0
     gc_time = [0.0, 0]
     gc_start = [0.0]
@@ -230,7 +240,10 @@ def child_scale(args: dict) -> dict:
         scans.append({"wall": time.perf_counter() - w0, "cpu": time.process_time() - c0, "visited": visited,
                       "gc": gc_time[0], "gc_runs": gc_time[1]})
     gc.callbacks.remove(gc_clock)
+    from ksmlab import checksum as _checksum
+
     out = {"mode": mode, "procs": procs, "pages": pages, "setup": setup, "scans": scans,
+           "jhash2": _checksum.IMPLEMENTATION, "events": m.trace.next_seq,
            "counters": m.ksm_stats(), "rmap_items": m.kernel.ksm_rmap_items,
            "memcg": {str(k): v for k, v in m.memcg_usage().items()}, "frames_in_use": len(m.pages_in_use())}
     if traced:
@@ -650,6 +663,49 @@ def section_scale(opts, results) -> None:
     results["scale"] = res
 
 
+# ===================================================================================== 1b. the defaults
+
+def section_defaults(opts, results) -> None:
+    """Issue 13: the Machine a student gets (defaults: jhash2, trace on) against the fast options
+    (trace=False, checksum='crc32'), same workload, same run, CPU time of the child (steadier than
+    wall time on a shared machine); fresh interpreters, alternating, median ratio."""
+    from ksmlab import checksum
+
+    sizes = (8_192, 16_384) if opts.quick else DEFAULTS_SIZES
+    heading("1b. The defaults against the fast options (issue 13)")
+    say("Machine(mode) with its defaults (checksum='jhash2', trace=True) against trace=False, checksum='crc32',")
+    say("both check_contents=True, on the scale workload; 2 full scans; the child's CPU time (process_time),")
+    say(f"fresh interpreters, alternating; jhash2 here is {checksum.IMPLEMENTATION} ({'ksmlab._jhash' if checksum.IMPLEMENTATION == 'C' else 'pure Python'}).")
+    say()
+    rows, res = [], {}
+    for pages in sizes:
+        reps = opts.repeat if pages <= 16_384 else 1
+        for mode in ("allocate", "upgrade"):
+            fast, dflt = [], []
+            for _ in range(reps):
+                a = run_child("scale", {"mode": mode, "procs": PROCS, "pages": pages, "validate": False})
+                b = run_child("scale", {"mode": mode, "procs": PROCS, "pages": pages, "validate": False, "options": {}})
+                fast.append(a)
+                dflt.append(b)
+            cpu = lambda r: r["scans"][0]["cpu"] + r["scans"][1]["cpu"]          # noqa: E731
+            wall = lambda r: r["scans"][0]["wall"] + r["scans"][1]["wall"]       # noqa: E731
+            ratios = sorted(cpu(b) / cpu(a) for a, b in zip(fast, dflt))
+            ratio = statistics.median(ratios)
+            same = all(a["counters"] == b["counters"] for a, b in zip(fast, dflt))
+            f, d = fast[len(fast) // 2], dflt[len(dflt) // 2]
+            res[f"{pages}-{mode}"] = {"pages": pages, "mode": mode, "ratio": ratio, "ratios": ratios,
+                                      "fast_cpu": cpu(f), "default_cpu": cpu(d), "fast_wall": wall(f),
+                                      "default_wall": wall(d), "events": d["events"], "counters_equal": same,
+                                      "jhash2": d["jhash2"]}
+            rows.append([f"4 x {n(pages)}", mode, secs(cpu(f)), secs(cpu(d)), f"{ratio:.2f}",
+                         " ".join(f"{r:.2f}" for r in ratios), secs(wall(f)), secs(wall(d)), n(d["events"]),
+                         "yes" if same else "NO"])
+    table(["workload", "mode", "fast cpu s", "defaults cpu s", "ratio", "ratios (runs)", "fast wall s",
+           "defaults wall s", "trace events", "same counters"], rows,
+          title=f"2 full scans (target: ratio <= {TARGET_DEFAULTS_RATIO:.0f}; the trace keeps its newest 100,000 events)")
+    results["defaults"] = res
+
+
 # ===================================================================================== 2. the live kernel
 
 def _mem_available_kib() -> int:
@@ -784,6 +840,14 @@ def section_kernel(opts, results) -> None:
                 "waiting for one (/proc/<ksmd>/schedstat); ksmd runs at nice 5.")
     res.update(kernel_rate=ks / kt, ksmlab_rate=sv / st, ratio=ratio, kernel_two_scans=kt, ksmlab_two_scans=st,
                kernel_scan2_rate=steps[1]["scanned"] / steps[1]["wall"])
+    if all(k["ksmd_cpu"] for k in steps):
+        kc = sum(k["ksmd_cpu"] for k in steps)
+        sc = sum(s["cpu"] for s in sim_scans)
+        res.update(kernel_cpu_rate=ks / kc, ksmlab_cpu_rate=sv / sc, cpu_ratio=(sv / sc) / (ks / kc))
+        say(f"Per second of CPU time (issue 13's measure): ksmd {n(round(ks / kc))} pages per second of its own "
+            f"CPU time (schedstat), ksmlab's fast options {n(round(sv / sc))} per second of the child's CPU time: "
+            f"{res['cpu_ratio']:.3f}.")
+        say()
 
     rows = []
     equal = True
@@ -1026,9 +1090,19 @@ def summary(opts, results) -> None:
         rows.append(["scale: identical contents shared", "one object per content",
                      f"{n(t['contents_objects'])} objects / {n(t['contents_distinct'])} contents",
                      _yes(t["contents_objects"] == t["contents_distinct"])])
+    d = results.get("defaults")
+    if d:
+        for key, r in d.items():
+            rows.append([f"defaults vs fast options, 4 x {n(r['pages'])}, {r['mode']}", f"<= {TARGET_DEFAULTS_RATIO:.0f}x",
+                         f"{r['ratio']:.2f}x ({r['default_cpu']:.2f} vs {r['fast_cpu']:.2f} s cpu; jhash2 {r['jhash2']})",
+                         _yes(r["ratio"] <= TARGET_DEFAULTS_RATIO)])
     k = results.get("kernel")
     if k:
         if k.get("ran"):
+            if "cpu_ratio" in k:
+                rows.append(["kernel: fast options vs ksmd, per CPU second", "aim >= 1.0",
+                             f"{k['cpu_ratio']:.3f} ({n(round(k['ksmlab_cpu_rate']))} vs {n(round(k['kernel_cpu_rate']))})",
+                             "yes" if k["cpu_ratio"] >= 1 else "no (aimed at)"])
             rows.append(["kernel: ksmlab pages/s vs ksmd", f">= {KERNEL_FLOOR:.2f} (aim 1.0)",
                          f"{k['ratio']:.3f} ({n(round(k['ksmlab_rate']))} vs {n(round(k['kernel_rate']))})",
                          _yes(k["ratio"] >= KERNEL_FLOOR) + ("" if k["ratio"] >= 1 else "; aim not met")])
@@ -1050,8 +1124,9 @@ def summary(opts, results) -> None:
         else:
             for c in it["configs"]:
                 ms = c["median"] * 1e3
-                rows.append([f"interactivity: {c['label']}", f"< {TARGET_TOGGLE_MS:.0f} ms", f"{ms:.1f} ms median",
-                             _yes(ms < TARGET_TOGGLE_MS)])
+                want = TARGET_TOGGLE_DEFAULTS_MS if c["label"].startswith("Machine defaults") else TARGET_TOGGLE_MS
+                rows.append([f"interactivity: {c['label']}", f"< {want:.0f} ms", f"{ms:.1f} ms median",
+                             _yes(ms < want)])
     mt = results.get("make_test")
     if mt:
         if "skipped" in mt:
@@ -1078,8 +1153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-kernel", action="store_true", help="skip the live-kernel comparison (section 2)")
     ap.add_argument("--no-make-test", action="store_true", help="do not time `make test` (section 5)")
     ap.add_argument("--no-profile", action="store_true", help="skip the profile (section 6)")
-    ap.add_argument("--only", default="", help="comma-separated sections: scale,kernel,scaling,interactivity,"
-                                                "make-test,profile,floor")
+    ap.add_argument("--only", default="", help="comma-separated sections: scale,defaults,kernel,scaling,"
+                                                "interactivity,make-test,profile,floor")
     ap.add_argument("--pages", type=int, default=None, help="pages per process (default 65,536; --quick 16,384)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per engine measurement in sections 1 and 3 (default 3; --quick 1)")
@@ -1111,7 +1186,7 @@ def main(argv=None) -> int:
     opts.repeat = opts.repeat or (1 if opts.quick else 3)
     opts.memory = not opts.quick
     sections = {s.strip() for s in opts.only.split(",") if s.strip()} or \
-        {"scale", "kernel", "scaling", "interactivity", "make-test", "profile", "floor"}
+        {"scale", "defaults", "kernel", "scaling", "interactivity", "make-test", "profile", "floor"}
     if opts.no_profile:
         sections.discard("profile")
     os.makedirs(OUT, exist_ok=True)
@@ -1126,7 +1201,7 @@ def main(argv=None) -> int:
 
     results: dict = {"argv": sys.argv[1:], "when": datetime.datetime.now().isoformat(timespec="seconds"),
                      "commit": git, "engine_dirty": bool(dirty.strip()), "pages": opts.pages}
-    steps = [("scale", section_scale), ("kernel", section_kernel), ("scaling", section_scaling),
+    steps = [("scale", section_scale), ("defaults", section_defaults), ("kernel", section_kernel), ("scaling", section_scaling),
              ("interactivity", section_interactivity), ("make-test", section_make_test), ("profile", section_profile),
              ("floor", section_floor)]
     failed = []
