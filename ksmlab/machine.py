@@ -895,8 +895,11 @@ class Ksmd:
             batch = kernel.ksm_thread_pages_to_scan
             if max_pages is not None:
                 batch = min(batch, max_pages - visited)
-            visited += self._batch(batch, progress, visited, total)
-            self._visited = visited
+            if progress is None:
+                visited += self.machine._run_kernel(kernel.ksm_do_scan, batch)
+            else:
+                visited += self._batch(batch, progress, visited, total)
+                self._visited = visited
             self.batches += 1
             self.elapsed_ms += kernel.ksm_thread_sleep_millisecs
         if kernel.sigint_pending:
