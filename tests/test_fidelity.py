@@ -324,3 +324,39 @@ def test_munlock_keeps_a_ksm_page_mlocked_while_another_locked_area_maps_it():
     Q.munlock(q, PAGE_SIZE)
     assert not kpage.flags & PG_mlocked and kpage.pagevec is m.kernel.pagevecs[0]
     m.validate()
+
+
+# ------------------------------------------------------------------ item 9: what the kernel's OOM killer would do
+
+def test_every_path_where_a_charge_can_fail_says_what_the_memcg_oom_killer_would_do():
+    """mem_cgroup_newpage_charge charges with oom=true: after failed reclaim, __mem_cgroup_try_charge
+    calls mem_cgroup_out_of_memory (2.6.32.70 mm/memcontrol.c:1346-1353, mm/oom_kill.c:438), which
+    kills a task of the cgroup, before -ENOMEM comes back. ksmlab kills no one, so every path where a
+    charge can fail must say so where a student meets it: the docstrings, and the messages of the
+    errors raised by MADV_UNMERGEABLE and run=2."""
+    import ksmlab.memcg
+    from ksmlab import OutOfMemory
+    from ksmlab.kernel import Kernel
+    from ksmlab.machine import Process
+    doc = ksmlab.memcg.__doc__
+    for path in ("write fault", "mlock", "break_cow", "MADV_UNMERGEABLE", "run=2", "PF_OOM_ORIGIN",
+                 "2.6.32.70 mm/oom_kill.c:438"):
+        assert path in doc, path
+    for fn in (Kernel.do_anonymous_page, Kernel.do_wp_page, Kernel.break_ksm,
+               Kernel.unmerge_and_remove_all_rmap_items, Kernel.mem_cgroup_newpage_charge,
+               Process.write, Process.mlock, Process.madvise):
+        assert "OOM killer" in " ".join(fn.__doc__.split()), fn.__qualname__
+    m = Machine()
+    m.add_cgroup("A", limit_pages=1)
+    A, B = m.spawn("A", cgroup="A"), m.spawn("B")
+    a, b = A.mmap(2), B.mmap(1)
+    A.write(a, b"shared")
+    B.write(b, b"shared")
+    A.madvise(a, PAGE_SIZE, MERGEABLE)
+    B.madvise(b, PAGE_SIZE, MERGEABLE)
+    scan(m, 2)
+    A.write(a + PAGE_SIZE, b"private")              # A is at its limit (its merged page went to B)
+    with pytest.raises(OutOfMemory, match="OOM killer"):
+        A.madvise(a, PAGE_SIZE, UNMERGEABLE)
+    with pytest.raises(OutOfMemory, match="OOM killer"):
+        m.sysfs["run"] = 2
