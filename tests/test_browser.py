@@ -177,6 +177,35 @@ def _drives_the_live_kernel(lesson: str) -> bool:
     return "RealMachine(" in text and not re.search(r"LIVE\s*=\s*False", text)
 
 
+def _settled(page, locator, quiet_ms: int = 400, timeout_ms: int = 30_000) -> str:
+    """The locator's text once it has stopped changing for `quiet_ms` (a widget redraws in steps)."""
+    text, waited = locator.inner_text(), 0
+    while waited < timeout_ms:
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+        now = locator.inner_text()
+        if now == text:
+            return now
+        text = now
+    return text
+
+
+def _screenshots(page, folder: Path, limit: int = 40) -> None:
+    """The whole lesson as a person scrolls it: one screenshot per screenful, from the top."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    scroller = page.locator(".jp-NotebookPanel:visible .jp-WindowedPanel-outer")
+    scroller.evaluate("el => el.scrollTo(0, 0)")
+    height = scroller.evaluate("el => el.clientHeight")
+    for n in range(limit):
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(folder / f"{n:02d}.png"))
+        before = scroller.evaluate("el => el.scrollTop")
+        scroller.evaluate(f"el => el.scrollBy(0, {int(height * 0.9)})")
+        if scroller.evaluate("el => el.scrollTop") == before:
+            break
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
     if _drives_the_live_kernel(lesson):
@@ -223,7 +252,7 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
                     button.click()
                     page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim() !== ''",
                                            arg=[output.element_handle(), before], timeout=60_000)
-                shown = output.inner_text()
+                shown = _settled(page, output)
                 assert figures(shown), f"{lesson}: widget {g} shows no numbers after '{button.inner_text()}'"
                 for twin in twins:
                     if headings(twin) == headings(shown):
@@ -233,8 +262,7 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
                         matched += 1
             assert matched, f"{lesson}: widget {g} has no printed twin on the page"
         page.wait_for_function("document.body.innerText.includes('Idle')", timeout=60_000)
-        page.locator(".jp-Notebook:visible").evaluate("el => el.scrollTo(0, 0)")
-        page.screenshot(path=str(SCREENSHOTS / f"{Path(lesson).stem}.png"))
+        _screenshots(page, SCREENSHOTS / Path(lesson).stem)
     except Exception:
         page.screenshot(path=str(SCREENSHOTS / f"{Path(lesson).stem}-FAILED.png"))
         raise

@@ -114,6 +114,7 @@ SHORT = re.compile(r"``:(\d+)(?:-(\d+))?``")           # mm.py's docstring: ``:4
 
 def kit_files():
     for pattern in ("ksmlab/**/*.py", "notebooks/.src/*.py", "solutions/.src/*.py", "README.md", "benchmarks/*.md",
+                    "notebooks/*.md",
                     "tests/*.py"):
         yield from (f for f in sorted(ROOT.glob(pattern)) if f.name != "test_sources.py")   # its own are bad on purpose
 

@@ -8,7 +8,7 @@ from ..machine import Machine
 from ..page import PAGE_SHIFT, PageKsm
 from ..rbtree import RB_RED, RBRoot
 
-__all__ = ["draw_mappings", "draw_tree", "content_label"]
+__all__ = ["draw_mappings", "draw_tree", "content_label", "tree_labels", "draw_snapshot"]
 
 _PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
 
@@ -94,4 +94,60 @@ def draw_tree(root: RBRoot, label=lambda owner: "", ax=None, title: str = ""):
         ax.text(x, y, label(n.owner), color="white", ha="center", va="center", fontsize=7, zorder=3)
     ax.axis("off")
     ax.set_title(title or f"{len(order)} nodes")
+    return ax
+
+
+def tree_labels(machine: Machine, width: int = 8):
+    """A ``label`` for :func:`draw_tree` that names each node by its page's content.
+
+    A stable tree node is labelled by its KSM page's content; an unstable tree node (an rmap_item)
+    by the content of the page its process maps at that address, as ksmd compared it."""
+    def label(owner) -> str:
+        page = getattr(owner, "page", None)
+        if page is None and getattr(owner, "mm", None) is not None:
+            pte = owner.mm.pgtable.get(owner.vaddr >> PAGE_SHIFT)
+            page = pte.page if pte is not None else None
+        return content_label(page.content, width).strip('"') if page is not None else "?"
+    return label
+
+
+def draw_snapshot(snapshot, ax=None, title: str | None = None, names: dict[int, str] | None = None,
+                  legend: bool = False):
+    """A :class:`ksmlab.views.stepper.Snapshot` as :func:`draw_mappings` draws a machine.
+
+    Left, each pte (process and the content of the page it maps; dashed when read-only); right,
+    each page of the snapshot with ``_count``, mapcount and the cgroup charged, coloured by that
+    cgroup (grey: no cgroup; white: free). ``names`` labels pfns (``{3: "kpage"}``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.5))
+    pages = [p for p in snapshot.pages]
+    content = {p.pfn: p.content for p in pages}
+    cgroups = sorted({p.memcg for p in pages if p.memcg is not None})
+    colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(cgroups)}
+    row = {p.pfn: i for i, p in enumerate(pages)}
+    ptes = list(snapshot.ptes)
+    scale = max(1, len(ptes)) / max(1, len(pages))
+    for i, pte in enumerate(ptes):
+        ax.text(0, -i * 1.0, f'{pte.process} "{content.get(pte.pfn, "?")}"', ha="right", va="center", fontsize=8)
+        if pte.pfn in row:
+            ax.plot([0.05, 0.95], [-i, -row[pte.pfn] * scale], color="0.5", lw=0.9,
+                    linestyle="-" if pte.write else "--")
+    for page in pages:
+        y = -row[page.pfn] * scale
+        free = page.kind == "free"
+        colour = "white" if free else colours[page.memcg] if page.memcg else "0.75"
+        ax.scatter([1], [y], s=120, color=colour, edgecolors="black", linewidths=2.5 if page.kind == "KSM" else 0.6,
+                   zorder=3)
+        name = (names or {}).get(page.pfn, f"pfn {page.pfn}")
+        state = "free" if free else f"{page.kind} _count {page.count} map {page.mapcount} {page.memcg or 'no cgroup'}"
+        ax.text(1.1, y, f"{name}: {state}", va="center", fontsize=7.5)
+    if legend:
+        for name, colour in colours.items():
+            ax.scatter([], [], color=colour, label=f"charged to {name}")
+        ax.scatter([], [], color="0.75", label="charged to no cgroup")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=7, frameon=False)
+    ax.set_xlim(-0.9, 2.6)
+    ax.set_ylim(-max(len(ptes), len(pages) * scale) + 0.3, 0.7)
+    ax.axis("off")
+    ax.set_title(title or snapshot.func, fontsize=9)
     return ax

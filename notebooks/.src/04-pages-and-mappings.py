@@ -1,0 +1,350 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,.src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Pages and mappings
+#
+# **Aim.** The commit is about one `struct page` changing its identity: from an ordinary anonymous
+# page to a KSM page, without being copied. To follow it you need to read a page the way the kernel
+# does: its two counts, the tag bits in `page->mapping`, its flags, and the lists and locks it can be
+# on. This lesson shows each of them on live pages of the kit.
+#
+# **You will be able to**
+# - tell `_count` from `_mapcount` and account for every reference a page holds;
+# - decode `page->mapping` of an anonymous page, a KSM page without a stable node and a KSM page in
+#   the stable tree;
+# - explain how `get_ksm_page` notices a stale stable node, and watch it happen;
+# - say what a pagevec, the LRU, the page lock and mlock's unevictable list are, and read the flags
+#   the kernel sets for them.
+#
+# **Before you start.** [Lesson 2](02-ksm-in-a-nutshell.ipynb) (ksmd, rmap_items, the stable tree)
+# and [lesson 3](03-memory-cgroups-in-a-nutshell.ipynb) (charges). [Glossary](glossary.md). All runs
+# use `mode="upgrade"`; what differs before the commit is lesson 5.
+#
+# **Contents.** *Theory*: struct page and its counts; mm, vma and pte; `page->mapping`, anon_vma and
+# the stable node; pagevecs and the LRU; the page lock; mlock. *Practical*: the fields of live pages;
+# the tag bits through one merge; a stale stable node; a page in a pagevec; an mlocked page.
+
+# %% [markdown]
+# ## Theory
+#
+# ### struct page and its two counts
+#
+# The kernel describes each physical page frame with a `struct page`. Its number in physical memory is
+# the *pfn* (page frame number). Two of its counters matter here:
+#
+# - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
+#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)`, `get_page`), and a
+#   pagevec (below). `put_page` drops one; at 0 the page is freed.
+# - `_mapcount`: how many ptes map the page, stored minus one (-1: not mapped). ksmlab's tables show
+#   it plus one, as "mapcount".
+#
+# So for a page that nobody but its ptes holds, `_count` equals the mapcount; any difference is a
+# reference held by someone else. `write_protect_page` relies on exactly that: it merges a page only
+# if `page_count(page) == page_mapcount(page) + 1` (the `+ 1` is ksmd's own reference), so that no
+# one else (direct I/O, for instance) can be writing to it behind the ptes' back:
+
+# %%
+from ksmlab.sources import show
+show("ksm.c.after:751-758")
+
+# %% [markdown]
+# ### mm, vma, pte
+#
+# A process's address space is its *mm* (`struct mm_struct`); each mapping in it, a *vma*
+# (`struct vm_area_struct`) with flags such as `VM_MERGEABLE` and `VM_LOCKED`; the page tables of the
+# mm hold one *pte* (page-table entry) per mapped virtual page: the pfn and a writable bit.
+#
+# ### page->mapping, anon_vma and the stable node
+#
+# For a page of a file, `page->mapping` points at the file's `address_space`. For an *anonymous* page
+# it points at an `anon_vma`, the object that lists the vmas that may map the page, so that the kernel
+# can find every pte of a page (the *reverse mapping*, `mm/rmap.c`). Pointers are aligned, so their
+# low bits are free, and the kernel uses them as tags:
+
+# %%
+show("2.6.32.70 include/linux/mm.h:627-654")
+
+# %% [markdown]
+# KSM adds the second bit and keeps a pointer to the page's *stable_node* there instead of an
+# anon_vma. `PAGE_MAPPING_KSM` (2) and `PAGE_MAPPING_FLAGS` (3) are defined in `include/linux/mm.h` of
+# the 2.6.33 series, which the kit does not ship (2.6.32.70's `mm.h`, above, predates them); the
+# tests that use them are in `include/linux/ksm.h`:
+
+# %%
+show("ksm.h.5ad64688:40-61")
+
+# %% [markdown]
+# | `page->mapping` | low bits | `PageAnon` | `PageKsm` | what the page is |
+# | --- | --- | --- | --- | --- |
+# | `anon_vma + 1` | `0x1` | yes | no | an ordinary anonymous page |
+# | `(void *)0x3` | `0x3` | yes | yes | a KSM page with no stable node yet (`set_page_stable_node(page, NULL)`) |
+# | `stable_node + 3` | `0x3` | yes | yes | a KSM page in the stable tree |
+#
+# The middle state is short-lived: both the old code and the new create it during a merge, and
+# `stable_tree_insert` replaces it with the node's address. The new code creates it *on a page that
+# processes map*, which is why the commit needed `ACCESS_ONCE` in `rmap.c` (lessons 6 and 9).
+#
+# ### get_ksm_page: a keyhole reference
+#
+# A stable node holds no reference on its KSM page. When every user of the KSM page writes to it or
+# goes away, the page is freed and may be reused for anything, while its node is still in the stable
+# tree: a *stale* node. So ksmd never trusts `stable_node->page` directly; it goes through
+# `get_ksm_page`:
+
+# %%
+show("ksm.c.after:513-536")
+
+# %% [markdown]
+# - The check is "does the page still point back at this node?" (line 522). A freed page had its
+#   `mapping` cleared, and a reused one points elsewhere: the node is stale.
+# - `get_page_unless_zero` takes a reference only if the page is not being freed, and the check is
+#   repeated after it (line 526): a *keyhole* reference, taken without a lock.
+# - A stale node is removed on the spot (`remove_node_from_stable_tree`, `ksm.c.after:465-482`), which
+#   also takes its rmap_items out of the counters.
+#
+# ### Pagevecs and the LRU
+#
+# Reclaim chooses pages to evict from the *LRU* lists (least recently used; active and inactive, per
+# kind of page). A page on one carries the `PG_lru` flag. Adding a page to an LRU list takes a lock,
+# so the kernel batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
+# in this era, `2.6.32.70 include/linux/pagevec.h:14`), holding a reference, and moves the whole batch
+# when the pagevec is full or drained (`lru_add_drain`). Until then the page is not on any LRU list,
+# and its `_count` is one higher than its ptes explain. To *isolate* a page is to take it off its LRU
+# list (`isolate_lru_page`), which fails for a page still in a pagevec.
+#
+# ### The page lock
+#
+# `PG_locked` is also a sleeping lock: `lock_page` waits for it, `trylock_page` gives up at once,
+# `unlock_page` releases it. Changing what a page *is* (`page->mapping`), or which page a pte maps, is
+# done under it. ksmd uses `trylock_page` so as not to wait (`ksm.c.after:853-861`). In ksmlab nothing
+# runs while ksmd runs, so its trylocks always succeed.
+#
+# ### mlock and the unevictable list
+#
+# `mlock` keeps memory in RAM: the vma gets `VM_LOCKED`, its pages the `PG_mlocked` flag, and they
+# move to the *unevictable* LRU list (`PG_unevictable`), which reclaim does not scan. A page must be
+# isolated from its LRU list to be moved there; lesson 8 shows why that mattered to the old code.
+
+# %% [markdown]
+# ## Practical
+#
+# ### The fields of live pages
+#
+# Process `a` writes two pages, `b` one page identical to `a`'s first; both call `madvise`; ksmd
+# makes two passes.
+
+# %%
+from ksmlab import Machine, PAGE_SIZE
+from ksmlab.views.tables import pages_frame
+
+
+def pair(machine):
+    """a writes "same" and "other"; b writes "same"; both madvise; ksmd makes two full scans."""
+    a = machine.spawn("a")
+    x = a.mmap(pages=2)
+    a.write(x, b"same")
+    a.write(x + PAGE_SIZE, b"other")
+    a.madvise(x, 2 * PAGE_SIZE, "MADV_MERGEABLE")
+    b = machine.spawn("b")
+    y = b.mmap(pages=1)
+    b.write(y, b"same")
+    b.madvise(y, PAGE_SIZE, "MADV_MERGEABLE")
+    machine.ksmd.run(full_scans=2)
+    return a, x, b, y
+
+
+m = Machine(mode="upgrade")
+a, x, b, y = pair(m)
+pages_frame(m)
+
+# %% [markdown]
+# - `other` is an ordinary anonymous page: one pte, `_count` 1, mapping ending in `...41`
+#   (`anon_vma | 1`).
+# - `same` is now one KSM page with two read-only ptes (`ro`): `_count` 2, mapcount 2, and a mapping
+#   ending in `...c3`, `stable_node | 3`. The two counts agree: nobody but the ptes holds it.
+# - Its flags: `referenced` (set by `mark_page_accessed` when it was upgraded), `uptodate` (its content
+#   is valid), `dirty` (not yet written anywhere), `lru` (on an LRU list), `swapbacked` (anonymous:
+#   its backing store would be swap).
+#
+# ### The tag bits through one merge
+#
+# The same merge taken apart: we record every step of the one ksmd visit that merges `b`'s page with
+# `a`'s (`ksmlab.views.stepper.record_merge`, which snapshots every page after each event of the
+# trace), and follow `page->mapping` of the two pages.
+
+# %%
+import pandas as pd
+from ksmlab.views.stepper import record_merge
+
+
+def two_same(machine):
+    """a and b each write one page "same" and madvise it; ksmd makes its first pass."""
+    for name in ("a", "b"):
+        process = machine.spawn(name)
+        addr = process.mmap(pages=1)
+        process.write(addr, b"same")
+        process.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    machine.ksmd.run(full_scans=1)
+
+
+def low_bits(mapping: str) -> str:
+    return f"{int(mapping, 16) & 3:#x}"
+
+
+steps = record_merge(two_same, "upgrade")
+rows = []
+for snap in steps:
+    row = {"step": snap.func or "(before)", "what": snap.what}
+    for page in snap.pages:
+        row[f"pfn {page.pfn} mapping"] = page.mapping if page.kind != "free" else "free"
+        row[f"pfn {page.pfn} kind"] = page.kind
+    rows.append(row)
+tags = pd.DataFrame(rows)
+tags[tags[[c for c in tags.columns if c.endswith("mapping")]].ne(
+    tags[[c for c in tags.columns if c.endswith("mapping")]].shift()).any(axis=1)]
+
+# %% [markdown]
+# (Only the steps where a mapping changed are shown.)
+#
+# - pfn 1 is `a`'s page, pfn 2 `b`'s. Both start as anonymous pages (`...41`, `...81`: two anon_vmas,
+#   low bits `0x1`).
+# - `set_page_stable_node` upgrades `b`'s page in place: its mapping becomes `0x3`, a KSM page with no
+#   stable node, while `b` still maps it. (`b`'s page is the one being scanned; `a`'s was found in the
+#   unstable tree.)
+# - `a`'s page is freed once its pte maps the KSM page: mapping cleared.
+# - `stable_tree_insert` sets the KSM page's mapping to its new stable node, `...c3`.
+#
+# ### A stale stable node
+#
+# Back to the machine above. Both `a` and `b` now write to their copy of `same`: each write faults
+# and copies, and the KSM page loses its last pte and is freed. Its stable node stays in the tree.
+
+# %%
+node = m.kernel.root_stable_tree.rb_node.owner
+print("the stable node before the writes:", node, "->", node.page)
+a.write(x, b"a's own")
+b.write(y, b"b's own")
+print("after both writes:               ", node, "->", node.page)
+print("still in the stable tree:        ", m.kernel.root_stable_tree.rb_node is not None)
+
+# %% [markdown]
+# - The node still points at pfn 3's `struct page`, which is free (`_count` 0): a stale node. ksmd
+#   has not been back yet, so nobody has noticed.
+#
+# Now a third process `c` writes a page `same`. Its fault takes the first free page, which is pfn 3
+# again: the old KSM page's `struct page`, now an ordinary page of `c`. Then ksmd makes a pass. Its
+# first visit is to `a`'s page, whose rmap_item still says "in the stable tree, under that node"; to
+# take it out (`remove_rmap_item_from_tree`, `ksm.c.after:542-552`) ksmd asks `get_ksm_page` for the
+# node's page.
+
+# %%
+from ksmlab.views.tables import trace_frame
+
+c = m.spawn("c")
+z = c.mmap(pages=1)
+c.write(z, b"same")
+c.madvise(z, PAGE_SIZE, "MADV_MERGEABLE")
+print("c's page:", c.page_at(z), "mapping", hex(c.page_at(z).mapping), "; the node expects",
+      hex(node.kaddr + 3))
+mark = m.trace.mark()
+m.ksmd.run(full_scans=1)
+print("stable tree empty now:", m.kernel.root_stable_tree.rb_node is None)
+trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tree'")
+
+# %% [markdown]
+# - pfn 3 is now `c`'s page, with `c`'s anon_vma in its mapping: not what the node expects, so
+#   `get_ksm_page` finds the node stale and removes it (the event above, on ksmd's visit to `a`), and
+#   the stable tree is empty.
+# - Had ksmd trusted `stable_node->page`, it would have taken `c`'s private page for the KSM page of
+#   `same`.
+#
+# ### A page in a pagevec
+#
+# A page just faulted in goes into the CPU's pagevec before it reaches an LRU list. The kit drains
+# pagevecs as each ksmd pass begins (as today's kernels do with `lru_add_drain_all()`); before that,
+# the pagevec's reference shows.
+
+# %%
+def page_row(process, addr):
+    page = process.page_at(addr)
+    return {"process": process.name, "pfn": page.pfn, "_count": page._count, "mapcount": page._mapcount + 1,
+            "in a pagevec": "yes" if page.pagevec else "no", "flags": ",".join(page.flag_names())}
+
+
+m = Machine(mode="upgrade")
+p = m.spawn("p")
+addr = p.mmap(pages=1)
+p.write(addr, b"fresh")
+rows = [dict(page_row(p, addr), when="just written")]
+p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+m.ksmd.run(full_scans=1)
+rows.append(dict(page_row(p, addr), when="after a ksmd pass (drained)"))
+pd.DataFrame(rows).set_index("when")
+
+# %% [markdown]
+# - Just written: `_count` 2 for one pte. The second reference is the pagevec's, and the page has no
+#   `lru` flag yet.
+# - After the drain: `_count` 1, `lru` set. Had ksmd tried to merge the page while it sat in the
+#   pagevec, `write_protect_page`'s count check (above) would have refused it
+#   (`Machine(drain_before_pass=False)` shows that).
+#
+# ### An mlocked page
+
+# %%
+m = Machine(mode="upgrade")
+p = m.spawn("p")
+addr = p.mmap(pages=2)
+p.write(addr, b"locked")
+p.write(addr + PAGE_SIZE, b"not locked")
+p.madvise(addr, 2 * PAGE_SIZE, "MADV_MERGEABLE")
+m.ksmd.run(full_scans=1)
+p.mlock(addr, PAGE_SIZE)
+pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn")
+
+# %% [markdown]
+# - The locked page has `mlocked` and `unevictable`: it was isolated from its LRU list and put on the
+#   unevictable one (`lru` stays: the unevictable list is an LRU list too).
+# - The other page is untouched. Merging a page of a `VM_LOCKED` vma must move the lock onto the KSM
+#   page; lesson 8 is about that code.
+
+# %% [markdown]
+# ## Discussion
+#
+# - **Why tag bits?** `struct page` exists for every page of RAM, so every byte of it costs memory
+#   many times over; reusing the low bits of an aligned pointer gives two flags for free. The price is
+#   that code must read the pointer and its tags together, which is the race of lesson 9.
+# - **Why no reference from the stable node?** A reference would keep every KSM page alive until ksmd
+#   next passed by, even after all its users left. The keyhole check costs one comparison per visit
+#   instead.
+# - **Simplifications.** ksmlab's `_count` and `_mapcount` follow the kernel's rules, but addresses
+#   of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints the same
+#   numbers); there is one CPU, so one pagevec; and the page lock never has to wait.
+#
+# ## Check yourself
+#
+# 1. A page has `_count` 3 and mapcount 2, and ksmd is not looking at it. Name a holder of the third
+#    reference.
+# 2. `page->mapping` is `0x3`. What is the page, and which function will change it next?
+# 3. Why does `get_ksm_page` check `page->mapping` a second time after `get_page_unless_zero`?
+#
+# Exercises: [exercises/04-pages-and-mappings.ipynb](../exercises/04-pages-and-mappings.ipynb).
+#
+# ## References
+#
+# - `PAGE_MAPPING_ANON`, `PageAnon`: `2.6.32.70 include/linux/mm.h:627-654`; `PageKsm`,
+#   `set_page_stable_node`: `ksm.h.5ad64688:40-61`.
+# - `get_ksm_page`: `ksm.c.after:513-536`; `remove_node_from_stable_tree`: `ksm.c.after:465-482`;
+#   `write_protect_page`: `ksm.c.after:718-769`; `try_to_merge_one_page`: `ksm.c.after:839-895`.
+# - Pagevecs: `2.6.32.70 include/linux/pagevec.h`, `2.6.32.70 mm/swap.c`; mlock: `2.6.32.70 mm/mlock.c`.
+# - [Glossary](glossary.md).
