@@ -376,6 +376,11 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 # - `run = 2` unmerges the rest (the `b`s) and removes every rmap_item at once
 #   (`unmerge_and_remove_all_rmap_items`, `ksm.c.after:632-688`): all counters are 0, and even
 #   `full_scans` starts again from 0 (`ksm.c.after:679`). Every virtual page has a page of its own.
+# - Unmerging needs memory (one page per virtual page again) and time. If a charge fails, or the writer
+#   of `run` is interrupted (Ctrl-C during `echo 2 > run`), `run = 2` stops half-way with an error and
+#   ksmd stopped (`run` reads 0, `ksm.c.after:1743-1750`); writing `2` again finishes it. In this
+#   kernel, going back to `run = 1` straight after such a half-done unmerge can corrupt the unstable
+#   tree; ksmlab stops there with a `KernelOops` that says so.
 
 # %% [markdown]
 # ## Discussion

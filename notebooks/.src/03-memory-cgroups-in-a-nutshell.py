@@ -79,11 +79,17 @@ show("rmap.c.after:734-755")
 # ### Limits, and what happens when a charge fails
 #
 # A memcg may have a limit. A charge that would take it over the limit first makes the kernel try to
-# reclaim memory from that cgroup (free clean file pages, swap anonymous ones out); if that frees
-# nothing, after a few retries it runs the *memcg OOM killer*, which kills a process of that cgroup to
-# free its memory (`2.6.32.70 mm/memcontrol.c:1303-1352`, `mem_cgroup_out_of_memory`). ksmlab models no
-# reclaim and kills nothing: a write whose charge fails raises `OutOfMemory` naming the cgroup, and
-# leaves the machine as it was.
+# reclaim memory from that cgroup (free clean file pages, swap anonymous ones out,
+# `2.6.32.70 mm/memcontrol.c:1303-1352`). When reclaim cannot bring the cgroup under its limit, a page
+# fault's charge runs the *memcg OOM killer*: `mem_cgroup_out_of_memory`
+# (`2.6.32.70 mm/oom_kill.c:438`) kills the task of that cgroup with the highest "badness", which need
+# not be the one that faulted, and only then does the charge fail with `-ENOMEM`. The process that
+# faulted retries its access (and is gone if it was the victim).
+#
+# ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`) raises
+# `OutOfMemory`, naming the cgroup, and changes nothing. Where ksmd itself needs a charge, the same
+# happens without an exception: `break_cow` leaves the pte on the KSM page, and `MADV_UNMERGEABLE`
+# and `run = 2` fail (`ksmlab/memcg.py` lists every path).
 #
 # ### The root cgroup, and "charged to no cgroup"
 #
@@ -180,7 +186,8 @@ print("page 4 reads back:", tenant.read(addr + 4 * PAGE_SIZE, 6))
 
 # %% [markdown]
 # - The fifth page's charge would take `T` to 5 of 4: the write fails and nothing is written (it reads
-#   back zeros). In the kernel, the memcg OOM killer would now kill a process of `T`.
+#   back zeros). In the kernel, the memcg OOM killer would now kill the process of `T` with the highest
+#   badness (here `t`, the only one), and the charge would fail only after that.
 #
 # ### Merged memory escaping a tenant's limit
 #

@@ -174,8 +174,9 @@ pages_frame(m)
 # - `same` is now one KSM page with two read-only ptes (`ro`): `_count` 2, mapcount 2, and a mapping
 #   ending in `...c3`, `stable_node | 3`. The two counts agree: nobody but the ptes holds it.
 # - Its flags: `referenced` (set by `mark_page_accessed` when it was upgraded), `uptodate` (its content
-#   is valid), `dirty` (not yet written anywhere), `lru` (on an LRU list), `swapbacked` (anonymous:
-#   its backing store would be swap).
+#   is valid), `lru` and `active` (on the active anonymous LRU list), `swapbacked` (anonymous: its
+#   backing store would be swap). No `dirty`: in this era a faulted anonymous page is not marked
+#   dirty; the dirtiness is in its pte, and would move to the page only when it is unmapped or swapped.
 #
 # ### The tag bits through one merge
 #
@@ -295,7 +296,7 @@ pd.DataFrame(rows).set_index("when")
 # %% [markdown]
 # - Just written: `_count` 2 for one pte. The second reference is the pagevec's, and the page has no
 #   `lru` flag yet.
-# - After the drain: `_count` 1, `lru` set. Had ksmd tried to merge the page while it sat in the
+# - After the drain: `_count` 1, `lru` and `active` set (it went to the active anonymous list). Had ksmd tried to merge the page while it sat in the
 #   pagevec, `write_protect_page`'s count check (above) would have refused it
 #   (`Machine(drain_before_pass=False)` shows that).
 #
@@ -313,8 +314,8 @@ p.mlock(addr, PAGE_SIZE)
 pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn")
 
 # %% [markdown]
-# - The locked page has `mlocked` and `unevictable`: it was isolated from its LRU list and put on the
-#   unevictable one (`lru` stays: the unevictable list is an LRU list too).
+# - The locked page has `mlocked` and `unevictable`, and lost `active`: it was isolated from the active
+#   list and put on the unevictable one (`lru` stays: the unevictable list is an LRU list too).
 # - The other page is untouched. Merging a page of a `VM_LOCKED` vma must move the lock onto the KSM
 #   page; lesson 8 is about that code.
 

@@ -142,16 +142,20 @@ MILESTONES = ["alloc_page", "copy_user_highpage", "lru_cache_add_lru", "replace_
 
 
 def milestones(snapshots, wanted=MILESTONES):
-    """The snapshot before the step, then the first snapshot of each function in `wanted`, in order,
-    then the last one (after ksm_do_scan's own put_page)."""
-    chosen, i = [("before", snapshots[0])], 1
+    """(label, what the function did, snapshot): the snapshot before the step; for each function of
+    `wanted` in turn, the state once its event
+    and the events it caused (an uncharge, a free) are done, that is just before the next function
+    of `wanted` begins (the last one: its own event); then the end of the step."""
+    starts, i = [], 1
     for func in wanted:
         while snapshots[i].func != func:
             i += 1
-        chosen.append((func, snapshots[i]))
+        starts.append(i)
         i += 1
-    chosen.append(("end of the step", snapshots[-1]))
-    return chosen
+    ends = [nxt - 1 for nxt in starts[1:]] + [starts[-1]]
+    return [("before", "before the step", snapshots[0])] + \
+        [(f, snapshots[b].what, snapshots[e]) for f, b, e in zip(wanted, starts, ends)] + \
+        [("end of the step", snapshots[-1].what, snapshots[-1])]
 
 
 STEPS = milestones(snapshots)
@@ -167,10 +171,10 @@ def step_table(snapshot, names=NAMES):
     return pd.DataFrame(rows).set_index("page")
 
 
-overview = pd.DataFrame([{"step": f"{n} {label}", "event": snap.what,
+overview = pd.DataFrame([{"step": f"{n} {label}", "what it did": what,
                           **{f"{NAMES[p.pfn]} _count": p.count for p in snap.pages},
                           "charged to no cgroup": dict(snap.charges)["(no cgroup)"]}
-                         for n, (label, snap) in enumerate(STEPS)]).set_index("step")
+                         for n, (label, what, snap) in enumerate(STEPS)]).set_index("step")
 overview
 
 # %% [markdown]
@@ -182,11 +186,13 @@ overview
 # - **2 copy_user_highpage**: the content is copied and `kpage` marked PageKsm (the kit records the
 #   copy and `set_page_stable_node(kpage, NULL)` as one event).
 # - **3 lru_cache_add_lru**: the pagevec's reference: `_count` 2, still no pte.
-# - **4 replace_page** (b): `b`'s pte now maps `kpage` (`_count` 3). `b`'s page lost its pte: uncharged
-#   from `B`, but still held by ksmd (`follow_page`'s reference), so it is counted as a page in use
-#   charged to no cgroup until it is freed at the end of the step.
-# - **5 replace_page** (a): the same for `a`'s page through `try_to_merge_with_ksm_page`: `kpage`
-#   `_count` 4; `a`'s page is freed right after, when `cmp_and_merge_page` drops its reference.
+# - **4 replace_page** (b): `b`'s pte now maps `kpage` (`_count` 3). `b`'s page lost its pte and so
+#   its charge (`page_remove_rmap`, lesson 3), but ksmd still holds it (`follow_page`'s reference,
+#   `_count` 1): it counts as a page in use charged to no cgroup until it is freed at the end of the
+#   step.
+# - **5 replace_page** (a): the same for `a`'s page, through `try_to_merge_with_ksm_page`: `kpage`
+#   `_count` 4. `a`'s page is freed at once, when `cmp_and_merge_page` drops the reference its
+#   unstable-tree walk took (`put_page(tree_page)`, `ksm.c.before:1231`).
 # - **6 stable_tree_insert**: `kpage->mapping` becomes its stable node; no count changes.
 # - **7 put_page** (hunk h7): `cmp_and_merge_page` drops the allocation's reference: `_count` 3.
 # - **end**: `b`'s page is freed by `ksm_do_scan`'s `put_page`. What is left: `kpage` with 2 ptes and
@@ -200,7 +206,7 @@ import matplotlib.pyplot as plt
 from ksmlab.views.pictures import draw_snapshot
 
 fig, axes = plt.subplots(3, 3, figsize=(11, 6.6))
-for ax, (n, (label, snap)) in zip(axes.flat, enumerate(STEPS)):
+for ax, (n, (label, what, snap)) in zip(axes.flat, enumerate(STEPS)):
     draw_snapshot(snap, ax=ax, title=f"{n} {label}", names=NAMES)
 for ax in axes.flat[len(STEPS):]:
     ax.axis("off")
@@ -229,15 +235,15 @@ import ipywidgets as widgets
 
 def step_panel(step, steps=STEPS):
     """Step `step` of the old merge: its picture and its table of pages, as a Panel."""
-    label, snap = steps[step]
+    label, what, snap = steps[step]
     figure, ax = plt.subplots(figsize=(6, 2.4))
-    draw_snapshot(snap, ax=ax, title=f"{step} {label}: {snap.what}", names=NAMES)
+    draw_snapshot(snap, ax=ax, title=f"{step} {label}: {what}", names=NAMES)
     plt.close(figure)
     return Panel(figure, f"pages after step {step}, {label} (allocate; step {step} of {len(steps) - 1})",
                  show_table(step_table(snap)))
 
 
-chooser = widgets.ToggleButtons(options=[(f"{n} {label}", n) for n, (label, _) in enumerate(STEPS)], value=1,
+chooser = widgets.ToggleButtons(options=[(f"{n} {label}", n) for n, (label, _, _) in enumerate(STEPS)], value=1,
                                 description="step", style={"button_width": "auto"})
 View(step_panel, {"step": chooser})
 
