@@ -16,7 +16,8 @@ What the build adds to what jupytext reads:
 - the kernelspec exactly as JupyterLab writes it for ipykernel's ``python3`` kernel, so opening a
   notebook in JupyterLab does not mark it modified;
 - execution in the notebook's own folder (as JupyterLab runs it), without timing metadata, which
-  would change every stored notebook on every run.
+  would change every stored notebook on every run, and widget views with model ids made from their
+  cell's id (no widget state is stored, so the ids refer to nothing and need not be random).
 """
 
 from __future__ import annotations
@@ -86,12 +87,28 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> None:
     nb.metadata.pop("widgets", None)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def stable_widget_ids(nb: nbformat.NotebookNode) -> None:
+    """Give each stored widget view a model id made from its cell's id, instead of a random one.
+
+    The stored notebook keeps no widget state, so the id refers to nothing (a reader sees the static
+    fallback beside it until the cells run); a random id would only change on every build."""
+    for cell in nb.cells:
+        for n, output in enumerate(cell.get("outputs", [])):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is not None:
+                view["model_id"] = hashlib.sha1(f"{cell.id}/{n}".encode()).hexdigest()[:32]
+
+
 def build(source: Path, run: bool = True) -> Path:
     nb = read_source(source)
     target = notebook_of(source)
     if run:
         execute(nb, target.parent)
         nb.metadata["kernelspec"] = dict(KERNELSPEC)      # nbclient may rewrite it from the kernel
+        stable_widget_ids(nb)
     nbformat.validate(nb)
     nbformat.write(nb, target)
     return target
