@@ -6,6 +6,7 @@
 #   make bench   run benchmarks/run.py
 #   make properties   the long property runs (crc32 vs jhash2 lockstep, PROPERTY_EXAMPLES per mode)
 #   make fuzz    the long engine fuzz: FUZZ_SEQUENCES (10,000) random sequences per mode, shadow model, real SIGINTs
+#   make screenshots  every lesson in a real browser, one screenshot per screenful (tests/screenshots/)
 #   make notebooks    write notebooks/ and solutions/ from their .src/ sources (jupytext), execute them, then exercises/
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make solutions    rebuild and re-execute solutions/*.ipynb from solutions/.src (jupytext), then exercises/
@@ -29,10 +30,10 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions course-time properties
+.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions course-time properties screenshots
 
 help:
-	@sed -n '3,15s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,17s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml,
@@ -136,6 +137,11 @@ properties: $(STAMP)
 FUZZ_SEQUENCES ?= 10000
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_engine.py --sequences $(FUZZ_SEQUENCES) $(FUZZ_ARGS)
+
+# Every lesson in the browser, one screenshot per screenful into tests/screenshots/LESSON/NN.png.
+screenshots: $(STAMP) $(LAB_OVERRIDES)
+	@mkdir -p $(TEST_HOME)
+	KSMLAB_SCREENSHOTS=all $(TEST_ENV) $(BIN)/python -m pytest tests/test_browser.py -q $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------------
 bench: $(STAMP)

@@ -11,7 +11,9 @@ the file browser open:
 - every toggle button of every widget is clicked, and the numbers the widget then shows are those
   its printed twin (a later cell that calls the widget's function and prints it) shows for the same
   choice: a widget with no twin on the page fails;
-- a screenshot of each lesson goes to tests/screenshots/ (ignored by git) for a person to look at.
+- a screenshot of each lesson goes to tests/screenshots/LESSON/ (ignored by git) for a person to look
+  at; `KSMLAB_SCREENSHOTS=all` takes one per screenful of the whole lesson instead
+  (`make screenshots`).
 
 Needs Debian's chromium (/usr/bin/chromium; `.ci/run` installs it) and the playwright package
 (the ``browser`` extra); skipped, with the reason, without them. It never downloads a browser.
@@ -177,7 +179,7 @@ def _drives_the_live_kernel(lesson: str) -> bool:
     return "RealMachine(" in text and not re.search(r"LIVE\s*=\s*False", text)
 
 
-def _settled(page, locator, quiet_ms: int = 400, timeout_ms: int = 30_000) -> str:
+def _settled(page, locator, quiet_ms: int = 250, timeout_ms: int = 30_000) -> str:
     """The locator's text once it has stopped changing for `quiet_ms` (a widget redraws in steps)."""
     text, waited = locator.inner_text(), 0
     while waited < timeout_ms:
@@ -191,12 +193,15 @@ def _settled(page, locator, quiet_ms: int = 400, timeout_ms: int = 30_000) -> st
 
 
 def _screenshots(page, folder: Path, limit: int = 40) -> None:
-    """The whole lesson as a person scrolls it: one screenshot per screenful, from the top."""
+    """The lesson's first screen; with KSMLAB_SCREENSHOTS=all, the whole lesson as a person scrolls it,
+    one screenshot per screenful (about 10 s more per lesson, so not by default)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     scroller = page.locator(".jp-NotebookPanel:visible .jp-WindowedPanel-outer")
     scroller.evaluate("el => el.scrollTo(0, 0)")
     height = scroller.evaluate("el => el.clientHeight")
+    if os.environ.get("KSMLAB_SCREENSHOTS") != "all":
+        limit = 1
     for n in range(limit):
         page.wait_for_timeout(150)
         page.screenshot(path=str(folder / f"{n:02d}.png"))

@@ -90,8 +90,18 @@ def draw_tree(root: RBRoot, label=lambda owner: "", ax=None, title: str = ""):
             if child is not None:
                 cx, cy = positions[id(child)]
                 ax.plot([x, cx], [y, cy], color="0.5", lw=1, zorder=1)
-        ax.scatter([x], [y], s=420, color="tab:red" if n.rb_color == RB_RED else "black", zorder=2)
-        ax.text(x, y, label(n.owner), color="white", ha="center", va="center", fontsize=7, zorder=3)
+        text = label(n.owner)
+        colour = "tab:red" if n.rb_color == RB_RED else "black"
+        if len(text) <= 3:                     # a short label fits inside the node
+            ax.scatter([x], [y], s=420, color=colour, zorder=2)
+            ax.text(x, y, text, color="white", ha="center", va="center", fontsize=7, zorder=3)
+        else:                                  # a longer one goes in a box on the node
+            ax.text(x, y, text, color="white", ha="center", va="center", fontsize=7.5, zorder=3,
+                    bbox={"boxstyle": "round,pad=0.35", "facecolor": colour, "edgecolor": colour})
+    if order:
+        depth = max(-positions[id(n)][1] for n in order)
+        ax.set_ylim(-depth - 0.5, 0.5)
+        ax.set_xlim(-0.7, len(order) - 0.3)
     ax.axis("off")
     ax.set_title(title or f"{len(order)} nodes")
     return ax
