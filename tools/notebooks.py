@@ -82,7 +82,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> None:
     viewer and an untrusted (not yet run) notebook in JupyterLab show that rendering, with its numbers;
     with state they would try to draw the widget from JavaScript and show an empty box."""
     from nbclient import NotebookClient
-    NotebookClient(nb, timeout=TIMEOUT, kernel_name=KERNELSPEC["name"], record_timing=False,
+    NotebookClient(nb, timeout=TIMEOUT, startup_timeout=180, kernel_name=KERNELSPEC["name"], record_timing=False,
                    store_widget_state=False, resources={"metadata": {"path": str(cwd)}}).execute()
     nb.metadata.pop("widgets", None)
 
