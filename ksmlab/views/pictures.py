@@ -150,7 +150,7 @@ def draw_snapshot(snapshot, ax=None, title: str | None = None, names: dict[int, 
                    zorder=3)
         name = (names or {}).get(page.pfn, f"pfn {page.pfn}")
         state = "free" if free else f"{page.kind} _count {page.count} map {page.mapcount} {page.memcg or 'no cgroup'}"
-        ax.text(1.1, y, f"{name}: {state}", va="center", fontsize=7.5)
+        ax.text(1.2, y, f"{name}: {state}", va="center", fontsize=7.5)
     if legend:
         for name, colour in colours.items():
             ax.scatter([], [], color=colour, label=f"charged to {name}")

@@ -72,7 +72,7 @@ def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str |
     block, no ids), so the text is the same on every run (nbval compares it) and survives sanitizers.
     """
     marked = set(highlight)
-    cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere;padding:2px 8px"
+    cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:break-word;padding:2px 8px"
     head = cell + ";font-weight:bold;border-bottom:1px solid #999"
     index_name = frame.index.name if frame.index.name is not None else ""
     parts = ['<table class="ksmlab-table" style="border-collapse:collapse;max-width:100%;table-layout:auto">']

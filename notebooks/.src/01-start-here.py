@@ -83,14 +83,14 @@ show("ksm.c.after:1-15")
 # | lesson | what it covers |
 # | --- | --- |
 # | 01 · Start here (this one) | the kit, the tour, the map |
-# | [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb) | ksmd, its scan, the two trees, the counters, unmerging |
-# | [03 · Memory cgroups in a nutshell](03-memory-cgroups-in-a-nutshell.ipynb) | charge, uncharge, limits; the problem the commit solves |
-# | [04 · Pages and mappings](04-pages-and-mappings.ipynb) | `struct page`, reference counts, `page->mapping`, the LRU, the page lock, mlock |
-# | [05 · Before the patch](05-before-the-patch.ipynb) | the old `try_to_merge_two_pages`, step by step |
-# | [06 · The patch, hunk by hunk](06-the-patch-hunk-by-hunk.ipynb) | all nine hunks of the diff |
+# | [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb) | how KSM finds and merges identical pages, its counters, unmerging |
+# | [03 · Memory cgroups in a nutshell](03-memory-cgroups-in-a-nutshell.ipynb) | how the kernel counts and limits a group's memory; the problem the commit solves |
+# | [04 · Pages and mappings](04-pages-and-mappings.ipynb) | how the kernel describes one physical page: its counts, its tags, the lists and locks it can be on |
+# | [05 · Before the patch](05-before-the-patch.ipynb) | the old way of merging two pages, step by step |
+# | [06 · The patch, hunk by hunk](06-the-patch-hunk-by-hunk.ipynb) | all nine pieces (*hunks*) of the diff |
 # | [07 · Who pays](07-who-pays.ipynb) | memory cgroup accounting after the commit |
-# | [08 · Locked pages and references](08-locked-pages-and-references.ipynb) | the mlock and reference-count hunks |
-# | [09 · The race](09-the-race.ipynb) | the `ACCESS_ONCE` hunk and the race it closes |
+# | [08 · Locked pages and references](08-locked-pages-and-references.ipynb) | the pieces of the diff about memory locked in RAM and about counting a page's users |
+# | [09 · The race](09-the-race.ipynb) | the one piece of the diff about two CPUs at once, and the race it closes |
 # | [10 · The engine against the real kernel](10-the-engine-against-the-real-kernel.ipynb) | the simulator checked against a live Linux |
 #
 # Lessons 2 to 8 each have an exercise notebook in `exercises/` with the same name: predictions you

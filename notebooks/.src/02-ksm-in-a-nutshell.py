@@ -54,7 +54,8 @@ show("ksm.c.after:1428-1444")
 #   `__ksm_enter` for an mm not yet registered (the mm flag `MMF_VM_MERGEABLE`), and marks the vma.
 #
 # `__ksm_enter` gives the mm an *mm_slot*, ksmd's record of one registered mm, and links it into a
-# circular list that ksmd walks. Where it links it decides the scan order:
+# circular list. ksmd walks that list with a single *scan cursor* (`ksm_scan`), which remembers which
+# mm_slot and which address it stopped at. Where the new slot is linked decides the scan order:
 
 # %%
 show("ksm.c.after:1476-1483")
@@ -67,8 +68,8 @@ show("ksm.c.after:1476-1483")
 # ### ksmd and its scan
 #
 # *ksmd* is KSM's kernel thread. It wakes every `sleep_millisecs` (20 ms by default), visits
-# `pages_to_scan` virtual pages (100) with `ksm_do_scan`, and sleeps again. A single cursor
-# (`ksm_scan`) remembers where it stopped: which mm_slot, which address. One walk of the cursor over
+# `pages_to_scan` virtual pages (100) with `ksm_do_scan`, and sleeps again, the cursor keeping its
+# place. One walk of the cursor over
 # every virtual page of every registered mm is a *full scan*, or pass; `full_scans` counts them.
 
 # %%
@@ -76,8 +77,9 @@ show("ksm.c.after:1378-1392")
 
 # %% [markdown]
 # - `scan_get_next_rmap_item` moves the cursor to the next anonymous page and returns it with a
-#   reference held (it uses `follow_page(..., FOLL_GET)`, which walks the page tables to the page
-#   mapped at an address and takes a reference on it, `ksm.c.after:1307`).
+#   *reference* held: a count the page keeps of who is using it, so that it is not freed under them
+#   (lesson 4). It uses `follow_page(..., FOLL_GET)`, which walks the page tables to the page mapped
+#   at an address and takes a reference on it (`ksm.c.after:1307`).
 # - `cmp_and_merge_page` does the work: it looks for a twin and merges. A page that already is a KSM
 #   page in the stable tree is skipped.
 # - `put_page(page)` drops the reference `follow_page` took.
@@ -376,11 +378,12 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 # - `run = 2` unmerges the rest (the `b`s) and removes every rmap_item at once
 #   (`unmerge_and_remove_all_rmap_items`, `ksm.c.after:632-688`): all counters are 0, and even
 #   `full_scans` starts again from 0 (`ksm.c.after:679`). Every virtual page has a page of its own.
-# - Unmerging needs memory (one page per virtual page again) and time. If a charge fails, or the writer
-#   of `run` is interrupted (Ctrl-C during `echo 2 > run`), `run = 2` stops half-way with an error and
-#   ksmd stopped (`run` reads 0, `ksm.c.after:1743-1750`); writing `2` again finishes it. In this
-#   kernel, going back to `run = 1` straight after such a half-done unmerge can corrupt the unstable
-#   tree; ksmlab stops there with a `KernelOops` that says so.
+# - Unmerging needs memory (one page per virtual page again) and time. If no page can be had (for
+#   instance a memory cgroup at its limit, lesson 3), or the writer of `run` is interrupted (Ctrl-C
+#   during `echo 2 > run`), `run = 2` stops half-way with an error and ksmd stopped (`run` reads 0,
+#   `ksm.c.after:1743-1750`); writing `2` again finishes it. In this kernel, going back to `run = 1`
+#   straight after such a half-done unmerge can corrupt the unstable tree; ksmlab stops there with a
+#   `KernelOops` (the kit's exception for "the kernel would crash or corrupt memory here").
 
 # %% [markdown]
 # ## Discussion
@@ -396,8 +399,8 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 #   a copy when written. KSM suits memory that is written rarely, such as the memory of many similar
 #   virtual machines.
 # - **Simplification.** ksmd and the processes take turns in the kit; in the kernel a process can
-#   write while ksmd compares. `write_protect_page` and a second comparison under the page's lock
-#   (lesson 4) make that safe; lesson 9 shows the one race the commit had to close.
+#   write while ksmd compares. `write_protect_page` and a second comparison, made while ksmd holds the
+#   page locked (lesson 4), make that safe; lesson 9 shows the one race the commit had to close.
 #
 # ## Check yourself
 #

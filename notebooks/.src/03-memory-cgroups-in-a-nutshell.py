@@ -82,14 +82,15 @@ show("rmap.c.after:734-755")
 # reclaim memory from that cgroup (free clean file pages, swap anonymous ones out,
 # `2.6.32.70 mm/memcontrol.c:1303-1352`). When reclaim cannot bring the cgroup under its limit, a page
 # fault's charge runs the *memcg OOM killer*: `mem_cgroup_out_of_memory`
-# (`2.6.32.70 mm/oom_kill.c:438`) kills the task of that cgroup with the highest "badness", which need
+# (`2.6.32.70 mm/oom_kill.c:438`) kills the task of that cgroup with the highest "badness" (a score
+# that grows mostly with the memory a task uses), which need
 # not be the one that faulted, and only then does the charge fail with `-ENOMEM`. The process that
 # faulted retries its access (and is gone if it was the victim).
 #
 # ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`) raises
 # `OutOfMemory`, naming the cgroup, and changes nothing. Where ksmd itself needs a charge, the same
-# happens without an exception: `break_cow` leaves the pte on the KSM page, and `MADV_UNMERGEABLE`
-# and `run = 2` fail (`ksmlab/memcg.py` lists every path).
+# happens without an exception: when ksmd undoes a half-done merge (lesson 5), the pte stays on the
+# KSM page; `MADV_UNMERGEABLE` and `run = 2` fail (`ksmlab/memcg.py` lists every path).
 #
 # ### The root cgroup, and "charged to no cgroup"
 #

@@ -45,14 +45,16 @@
 #
 # - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
 #   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)`, `get_page`), and a
-#   pagevec (below). `put_page` drops one; at 0 the page is freed.
+#   pagevec, a small batch of pages on their way to a list (below). `put_page` drops one; at 0 the
+#   page is freed.
 # - `_mapcount`: how many ptes map the page, stored minus one (-1: not mapped). ksmlab's tables show
 #   it plus one, as "mapcount".
 #
 # So for a page that nobody but its ptes holds, `_count` equals the mapcount; any difference is a
 # reference held by someone else. `write_protect_page` relies on exactly that: it merges a page only
 # if `page_count(page) == page_mapcount(page) + 1` (the `+ 1` is ksmd's own reference), so that no
-# one else (direct I/O, for instance) can be writing to it behind the ptes' back:
+# one else can be writing to it behind the ptes' back (a device writing into the page directly, as
+# direct I/O does, holds a reference but no pte):
 
 # %%
 from ksmlab.sources import show
@@ -67,7 +69,8 @@ show("ksm.c.after:751-758")
 #
 # ### page->mapping, anon_vma and the stable node
 #
-# For a page of a file, `page->mapping` points at the file's `address_space`. For an *anonymous* page
+# For a page of a file, `page->mapping` points at the file's `address_space` (the kernel's object for
+# the cached pages of one file). For an *anonymous* page
 # it points at an `anon_vma`, the object that lists the vmas that may map the page, so that the kernel
 # can find every pte of a page (the *reverse mapping*, `mm/rmap.c`). Pointers are aligned, so their
 # low bits are free, and the kernel uses them as tags:
@@ -93,7 +96,8 @@ show("ksm.h.5ad64688:40-61")
 #
 # The middle state is short-lived: both the old code and the new create it during a merge, and
 # `stable_tree_insert` replaces it with the node's address. The new code creates it *on a page that
-# processes map*, which is why the commit needed `ACCESS_ONCE` in `rmap.c` (lessons 6 and 9).
+# processes map*, which is why the commit also had to change how `rmap.c` reads this field (lessons 6
+# and 9).
 #
 # ### get_ksm_page: a keyhole reference
 #
@@ -211,9 +215,13 @@ for snap in steps:
         row[f"pfn {page.pfn} mapping"] = page.mapping if page.kind != "free" else "free"
         row[f"pfn {page.pfn} kind"] = page.kind
     rows.append(row)
-tags = pd.DataFrame(rows)
-tags[tags[[c for c in tags.columns if c.endswith("mapping")]].ne(
-    tags[[c for c in tags.columns if c.endswith("mapping")]].shift()).any(axis=1)]
+changed, last = [], None
+for row in rows:                      # keep the steps where a page's mapping changed
+    mappings = tuple(v for k, v in row.items() if k.endswith("mapping"))
+    if mappings != last:
+        changed.append(row)
+    last = mappings
+pd.DataFrame(changed).set_index("step")
 
 # %% [markdown]
 # (Only the steps where a mapping changed are shown.)
@@ -233,11 +241,13 @@ tags[tags[[c for c in tags.columns if c.endswith("mapping")]].ne(
 
 # %%
 node = m.kernel.root_stable_tree.rb_node.owner
-print("the stable node before the writes:", node, "->", node.page)
+print("before the writes:", node)
+print("   its page:      ", node.page)
 a.write(x, b"a's own")
 b.write(y, b"b's own")
-print("after both writes:               ", node, "->", node.page)
-print("still in the stable tree:        ", m.kernel.root_stable_tree.rb_node is not None)
+print("after both writes:", node)
+print("   its page:      ", node.page)
+print("the node is still in the stable tree:", m.kernel.root_stable_tree.rb_node is not None)
 
 # %% [markdown]
 # - The node still points at pfn 3's `struct page`, which is free (`_count` 0): a stale node. ksmd
@@ -256,8 +266,8 @@ c = m.spawn("c")
 z = c.mmap(pages=1)
 c.write(z, b"same")
 c.madvise(z, PAGE_SIZE, "MADV_MERGEABLE")
-print("c's page:", c.page_at(z), "mapping", hex(c.page_at(z).mapping), "; the node expects",
-      hex(node.kaddr + 3))
+print("c's page:          ", c.page_at(z), "mapping", hex(c.page_at(z).mapping))
+print("the node expects:   mapping", hex(node.kaddr + 3))
 mark = m.trace.mark()
 m.ksmd.run(full_scans=1)
 print("stable tree empty now:", m.kernel.root_stable_tree.rb_node is None)

@@ -49,8 +49,8 @@ show("ksm.c.before:1226-1247")
 
 # %% [markdown]
 # - Both rmap_items go under the new stable node (`stable_tree_append`), and `put_page(kpage)` drops a
-#   reference that `try_to_merge_two_pages` returned with. The commit removes that `put_page` (lesson 6,
-#   hunk h7), because the new code returns no new page.
+#   reference that `try_to_merge_two_pages` returned with. The commit removes that `put_page` (lesson 6:
+#   it is *hunk* h7, the seventh piece of the diff), because the new code returns no new page.
 #
 # ### The old try_to_merge_two_pages, in five pieces
 #
@@ -243,8 +243,8 @@ def step_panel(step, steps=STEPS):
                  show_table(step_table(snap)))
 
 
-chooser = widgets.ToggleButtons(options=[(f"{n} {label}", n) for n, (label, _, _) in enumerate(STEPS)], value=1,
-                                description="step", style={"button_width": "auto"})
+labels = [(f"{n} {label}", n) for n, (label, _, _) in enumerate(STEPS)]
+chooser = widgets.ToggleButtons(options=labels, value=1, description="step", style={"button_width": "auto"})
 View(step_panel, {"step": chooser})
 
 # %%
