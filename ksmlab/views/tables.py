@@ -36,6 +36,7 @@ MARK = "\u25b8"   # ▸ before a highlighted value, so the highlight survives wh
 
 MAX_ROWS = 100          # a longer table shows its first HEAD_ROWS and last TAIL_ROWS rows
 HEAD_ROWS, TAIL_ROWS = 40, 10
+NOWRAP_LABEL = 24       # row labels up to this many characters are never broken
 
 
 def _cell(value) -> str:
@@ -72,7 +73,7 @@ def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str |
     block, no ids), so the text is the same on every run (nbval compares it) and survives sanitizers.
     """
     marked = set(highlight)
-    cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:break-word;padding:2px 8px"
+    cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere;padding:2px 8px"
     head = cell + ";font-weight:bold;border-bottom:1px solid #999"
     index_name = frame.index.name if frame.index.name is not None else ""
     parts = ['<table class="ksmlab-table" style="border-collapse:collapse;max-width:100%;table-layout:auto">']
@@ -86,7 +87,10 @@ def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str |
             parts.append(f'<tr><td colspan="{len(frame.columns) + 1}" style="{cell};font-style:italic">'
                          f'... {row} rows not shown ...</td></tr>')
             continue
-        parts.append(f'<tr><th style="{cell};font-weight:bold">{html.escape(_cell(label))}</th>')
+        # a short row label is kept whole (a seq number, a function name); longer ones and data cells wrap
+        text = _cell(label)
+        keep = ";white-space:nowrap" if len(text) <= NOWRAP_LABEL else ""
+        parts.append(f'<tr><th style="{cell};font-weight:bold{keep}">{html.escape(text)}</th>')
         for column, value in row.items():
             text = html.escape(_cell(value))
             if (label, column) in marked:
@@ -226,7 +230,7 @@ def pages_frame(machine: Machine) -> pd.DataFrame:
         kind = "KSM" if PageKsm(page) else "anon" if page.mapping_flags & 1 else "-"
         rows.append({"pfn": page.pfn, "kind": kind, "_count": page._count, "mapcount": page._mapcount + 1,
                      "mapping": f"{page.mapping:#x}", "memcg": page.memcg.name if page.memcg else "",
-                     "flags": ",".join(page.flag_names()),
+                     "flags": ", ".join(page.flag_names()),
                      "content": page.content[:16].decode("latin-1") if page.content else "(zeros)",
                      "mapped by": ", ".join(mappers.get(page.pfn, []))})
     return pd.DataFrame(rows, columns=["pfn", "kind", "_count", "mapcount", "mapping", "memcg", "flags",
