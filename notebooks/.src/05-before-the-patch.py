@@ -173,7 +173,7 @@ def step_table(snapshot, names=NAMES):
 
 overview = pd.DataFrame([{"step": f"{n} {label}", "what it did": what,
                           **{f"{NAMES[p.pfn]} _count": p.count for p in snap.pages},
-                          "charged to no cgroup": dict(snap.charges)["(no cgroup)"]}
+                          "charged to no cgroup": dict(snap.charges)["in use, charged to no cgroup"]}
                          for n, (label, what, snap) in enumerate(STEPS)]).set_index("step")
 overview
 
