@@ -92,14 +92,26 @@ def timed(call) -> float:
     return time.perf_counter() - t
 
 
+def long_enough(mode, seconds=0.25, most=20_000) -> tuple[int, float]:
+    """Pages per process for which busy_machine's ``ksmd.run(full_scans=3)`` lasts at least
+    ``seconds`` here, and that run's duration. A timer thread's signal needs a run that outlasts the
+    thread's start: with the compiled jhash2 on a quiet machine, 150 pages a process take a few ms."""
+    pages = 150
+    while True:
+        duration = timed(lambda: busy_machine(mode, pages=pages).ksmd.run(full_scans=3))
+        if duration >= seconds or pages >= most:
+            return pages, duration
+        pages *= 2
+
+
 @pytest.mark.parametrize("mode", ["allocate", "upgrade"])
 def test_sigint_during_ksmd_run_stops_between_rmap_items(mode):
     rng = random.Random(8)
-    duration = timed(lambda: busy_machine(mode).ksmd.run(full_scans=3))
+    pages, duration = long_enough(mode)
     interrupted = 0
     for trial in range(12):
-        m = busy_machine(mode)
-        e = with_sigint_after(rng.uniform(0, duration), lambda: m.ksmd.run(full_scans=3))
+        m = busy_machine(mode, pages=pages)
+        e = with_sigint_after(rng.uniform(0.1 * duration, 0.9 * duration), lambda: m.ksmd.run(full_scans=3))
         m.validate()                                   # 23 of 40 failed here before (ksmd's reference)
         if isinstance(e, Interrupted) and e.done is not None:
             interrupted += 1
