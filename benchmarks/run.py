@@ -322,7 +322,7 @@ def child_interactivity(args: dict) -> dict:
             return _run_in_mode_fallback(pd, scenario, mode, **options)
 
     reps = args["reps"]
-    scenario = lambda m: two_tenants(m, pages=64)  # noqa: E731  (as notebook 01 passes it)
+    scenario = lambda m: two_tenants(m, pages=64)  # noqa: E731  (64 pages a tenant: the toggle target is timed on a larger machine than lesson 01 draws)
     out = {"pandas": pd.__version__, "how": how, "configs": []}
     for label, options in INTERACTIVE_CONFIGS:
         t = time.perf_counter()                   # cold: first run of the scenario and the table

@@ -384,9 +384,11 @@ events_alloc
 # `fork`, parent and child map the same anonymous page read-only (copy-on-write). `write_protect_page`
 # checks the reference count only for a *writable* pte (`ksm.c.after:736-759`), so such a page can be
 # upgraded, with two ptes. If the second merge then fails, `break_cow` breaks only the scanned mm's pte;
-# the other mm keeps mapping a KSM page whose stable node is NULL. (The same assumption stood before
-# the commit, `ksm.c.before:978`, with its fresh kpage.) The scenario again, with b forked into c before
-# b's madvise:
+# the other mm keeps mapping a KSM page whose stable node is NULL. The same comment stood before the
+# commit (`ksm.c.before:977-978`), but there it held: the KSM page was the fresh kpage, and
+# `replace_page` had given it exactly one pte, the scanned mm's, while the forked child kept the old
+# anonymous page. Upgrading in place is what makes the comment false for a page that fork shares. The
+# scenario again, with b forked into c before b's madvise:
 
 # %%
 m_fork, returned_fork, _ = failure("upgrade", fork=True)
