@@ -47,9 +47,9 @@ class KernelOops(RuntimeError):
     """What the kernel would have hit: the machine stops at this step and stays inspectable.
 
     ``function`` is the kernel function where it happened, ``kind`` one of ``"BUG_ON"``,
-    ``"NULL pointer dereference"``, ``"Bad page state"`` (``ksmlab.check.OOPS_KINDS``) or
-    ``"unstable tree corruption"``, and ``pfn`` the page involved. (Before issue 7 there was a
-    fourth kind, ``"mlock"``, for the old code without its ``lru_add_drain()``; the kernel does not
+    ``"NULL pointer dereference"``, ``"Bad page state"`` or ``"unstable tree corruption"``
+    (``ksmlab.check.OOPS_KINDS``), and ``pfn`` the page involved. (Earlier ksmlab had one more
+    kind, ``"mlock"``, for the old code without its ``lru_add_drain()``; the kernel does not
     crash there, and neither does ksmlab now.)
 
     ``"unstable tree corruption"`` is the shipped kernel's own bug, not a hunk left out: when
