@@ -1,5 +1,6 @@
-"""Lessons 06 and 07 in a real JupyterLab: Run All, then the stepper forward and back, each hunk
-switch, and playground changes, each checked against what the lesson's printed twin computes.
+"""Lessons 06 and 07 in a real JupyterLab: Run All, then each mode's stepper control forward and back
+(alone, then stepped together), each hunk switch, and playground changes, each checked against what
+the lesson's printed twin computes.
 
 Uses the JupyterLab fixture of tests/test_browser.py (skipped, with the reason, without Chromium or
 playwright).
@@ -34,7 +35,8 @@ def _no_errors(page):
 def test_lesson_06_stepper_and_hunk_switches(jupyterlab, browser):  # noqa: F811
     from ksmlab import PAGE_SIZE
     from ksmlab.views.course_widgets import run_with_switches
-    from ksmlab.views.stepper import record_merge
+    from ksmlab.views.course_widgets import matching_steps
+    from ksmlab.views.stepper import changed_keys, record_merge
     from ksmlab.views.accounting import NOBODY
 
     def two_tenants(m):                  # the lesson's scenario
@@ -47,24 +49,74 @@ def test_lesson_06_stepper_and_hunk_switches(jupyterlab, browser):  # noqa: F811
         m.ksmd.run(full_scans=1)
         return m
 
-    upgrade = record_merge(two_tenants, "upgrade")
+    recorded = {mode: record_merge(two_tenants, mode) for mode in ("allocate", "upgrade")}
     base, token = jupyterlab
     page = _open_and_run(browser, base, token, "06-the-patch-hunk-by-hunk.ipynb")
     if True:
         try:
-            stepper = page.locator(".widget-vbox:has(.widget-output .ksmlab-stepper)").first
-            stepper.wait_for(timeout=120_000)
-            view = stepper.locator(".ksmlab-stepper")
-            forward = stepper.locator("button:text-is('forward ▶')")
-            back = stepper.locator("button:text-is('◀ back')")
-            for _ in range(5):
-                forward.click()
-            page.wait_for_function("document.querySelector('.ksmlab-stepper')?.dataset.step === '5'", timeout=30_000)
-            text = view.inner_text()
-            assert upgrade[5].func == "set_page_stable_node" and "set_page_stable_node" in text, text
-            back.click()
-            page.wait_for_function("document.querySelector('.ksmlab-stepper')?.dataset.step === '4'", timeout=30_000)
-            assert "set_page_stable_node" not in view.inner_text()
+            page.locator(".ksmlab-stepper[data-mode='upgrade']").first.wait_for(timeout=120_000)
+
+            def column(mode):
+                return page.locator(f".widget-output .ksmlab-stepper[data-mode='{mode}']")
+
+            def box(mode):           # the mode's own controls and column
+                return column(mode).locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
+
+            def at(mode, step):
+                page.wait_for_function(
+                    "([m, s]) => document.querySelector(`.widget-output .ksmlab-stepper[data-mode='${m}']`)"
+                    "?.dataset.step === s", arg=[mode, str(step)], timeout=30_000)
+
+            def check_column(mode, step):
+                """The column shows `step`'s event and highlights exactly the cells that step changed."""
+                at(mode, step)
+                snaps = recorded[mode]
+                text = column(mode).inner_text()
+                assert f"{mode}: step {step} of {len(snaps) - 1}" in text, text
+                if step:
+                    assert snaps[step].func in text, text
+                keys = changed_keys(snaps[step - 1], snaps[step]) if step else set()
+                want = sum(2 if k[0] in ("pte", "charge") else 1 for k in keys
+                           if not (k[0] == "page" and k[2] == "mapping"))
+                marked = column(mode).evaluate(
+                    "el => [...el.querySelectorAll('td, span')].filter("
+                    "e => getComputedStyle(e).backgroundColor === 'rgb(255, 243, 176)').length")
+                assert marked == want, (mode, step, marked, keys)
+
+            funcs = {m: [s.func for s in snaps] for m, snaps in recorded.items()}
+            upgrade_at = funcs["upgrade"].index("set_page_stable_node")
+            alloc_at = funcs["allocate"].index("alloc_page")
+            for _ in range(upgrade_at):                       # the upgrade column alone, forward ...
+                box("upgrade").locator("button:text-is('forward ▶')").click()
+            check_column("upgrade", upgrade_at)
+            check_column("allocate", 0)                       # ... the other column does not move
+            box("upgrade").locator("button:text-is('◀ back')").click()      # ... and back
+            check_column("upgrade", upgrade_at - 1)
+            assert "set_page_stable_node" not in column("upgrade").inner_text()
+            for _ in range(alloc_at):                         # the allocate column alone
+                box("allocate").locator("button:text-is('forward ▶')").click()
+            check_column("allocate", alloc_at)
+            check_column("upgrade", upgrade_at - 1)
+            box("allocate").locator("button:text-is('◀ back')").click()
+            check_column("allocate", alloc_at - 1)
+
+            # step together: ticking it aligns upgrade on allocate; each move then moves the other column
+            page.locator(".widget-checkbox:has-text('step together') input").click()
+            expected = matching_steps(recorded, "allocate", alloc_at - 1)
+            check_column("upgrade", expected["upgrade"])
+            for _ in range(3):
+                box("allocate").locator("button:text-is('forward ▶')").click()
+                expected = matching_steps(recorded, "allocate", expected["allocate"] + 1)
+                check_column("allocate", expected["allocate"])
+                check_column("upgrade", expected["upgrade"])
+            box("upgrade").locator("button:text-is('forward ▶')").click()
+            expected = matching_steps(recorded, "upgrade", expected["upgrade"] + 1)
+            check_column("upgrade", expected["upgrade"])
+            check_column("allocate", expected["allocate"])
+            box("upgrade").locator("button:text-is('◀ back')").click()
+            expected = matching_steps(recorded, "upgrade", expected["upgrade"] - 1)
+            check_column("upgrade", expected["upgrade"])
+            check_column("allocate", expected["allocate"])
 
             switches = page.locator(".widget-vbox:has(.widget-output .ksmlab-switches)").first
             result = switches.locator(".ksmlab-switches")

@@ -109,9 +109,11 @@ def test_widgets_redraw_and_carry_their_state_as_html_and_text():
 
     stepper = merge_stepper(two_tenants)
     first = stepper.result.html
-    stepper.forward.click()
-    assert stepper.controls["step"].value == 1 and 'data-step="1"' in stepper.result.html
-    stepper.back.click()
+    stepper.forward["upgrade"].click()               # one mode's control moves that mode only
+    assert stepper.controls["upgrade"].value == 1 and stepper.controls["allocate"].value == 0
+    assert 'data-mode="upgrade" data-step="1"' in stepper.result.html
+    assert 'data-mode="allocate" data-step="0"' in stepper.result.html
+    stepper.back["upgrade"].click()
     assert stepper.result.html == first
     data, _ = stepper._repr_mimebundle_()
     assert "ksmlab-stepper" in data["text/html"] and "allocate: step 0" in data["text/plain"]
@@ -129,3 +131,47 @@ def test_widgets_redraw_and_carry_their_state_as_html_and_text():
     assert ground.result.text == playground_view(False, mode="allocate").text
     assert ground.result.text.startswith("who pays (allocate; 2 processes")
     assert "in use, charged to no cgroup</th><td" in ground.result.html
+
+
+def test_stepper_gives_each_mode_its_own_control_and_steps_together_by_event():
+    pytest.importorskip("ipywidgets")
+    from ksmlab.views.course_widgets import aligned_frame, counterpart, matching_steps, merge_stepper, stepper_view
+
+    stepper = merge_stepper(two_tenants)
+    rec = stepper.recorded
+    funcs = {mode: [s.func for s in snaps] for mode, snaps in rec.items()}
+    # Derived from the two sequences: the old code's alloc_page and the new code's set_page_stable_node
+    # have no counterpart; the tree search before them is the last event both share.
+    alloc = funcs["allocate"].index("alloc_page")
+    upgrade = funcs["upgrade"].index("set_page_stable_node")
+    search = {m: f.index("unstable_tree_search_insert") for m, f in funcs.items()}
+    assert counterpart(rec, "allocate", alloc, "upgrade") is None
+    assert counterpart(rec, "upgrade", upgrade, "allocate") is None
+    assert matching_steps(rec, "allocate", alloc) == {"allocate": alloc, "upgrade": search["upgrade"]}
+    # every pair it calls the same event is recorded by the same function, in order, ends matched to ends
+    pairs = [(i, counterpart(rec, "allocate", i, "upgrade")) for i in range(len(funcs["allocate"]))]
+    pairs = [(i, j) for i, j in pairs if j is not None]
+    assert all(funcs["allocate"][i] == funcs["upgrade"][j] for i, j in pairs)
+    assert [j for _, j in pairs] == sorted(j for _, j in pairs)
+    assert pairs[-1] == (len(funcs["allocate"]) - 1, len(funcs["upgrade"]) - 1)
+    frame = aligned_frame(rec)
+    assert frame.loc["alloc_page [h5]", "upgrade step"] == "—"
+    assert frame.loc["set_page_stable_node [h2]", "upgrade step"] == str(upgrade)
+    assert len(frame) == len(funcs["allocate"]) + len(funcs["upgrade"]) - len(pairs)
+
+    # unlinked, the sliders move alone; linked, the other column follows to the matching event
+    for _ in range(alloc):
+        stepper.forward["allocate"].click()
+    assert stepper.controls["upgrade"].value == 0
+    stepper.together.value = True                      # ticking aligns the other column at once
+    assert stepper.controls["upgrade"].value == search["upgrade"]
+    assert "upgrade has no such step" in stepper.result.text
+    stepper.forward["upgrade"].click()                 # upgrade's try_to_merge_two_pages: new in upgrade
+    stepper.forward["upgrade"].click()                 # write_protect_page: allocate's matching one
+    j = stepper.controls["upgrade"].value
+    assert stepper.controls["allocate"].value == counterpart(rec, "upgrade", j, "allocate")
+    stepper.back["allocate"].click()
+    assert stepper.controls["upgrade"].value == matching_steps(rec, "allocate", stepper.controls["allocate"].value)["upgrade"]
+    assert stepper.result.text == stepper_view(rec, {m: c.value for m, c in stepper.controls.items()}).text
+    with pytest.raises(KsmlabError, match="steps 0 to"):
+        stepper_view(rec, len(funcs["upgrade"]))

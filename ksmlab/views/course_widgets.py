@@ -2,9 +2,10 @@
 
 Each is a thin ipywidgets view over plain functions that a notebook's next cell calls and prints:
 
-- :func:`stepper_html` / :func:`stepper_text` render step ``i`` of a merge recorded by
-  :func:`ksmlab.views.stepper.record_merge` in both modes side by side; :func:`merge_stepper` adds
-  back / forward buttons and a slider.
+- :func:`stepper_html` / :func:`stepper_text` render a merge recorded by
+  :func:`ksmlab.views.stepper.record_merge` in both modes side by side, each mode at its own step;
+  :func:`merge_stepper` gives each mode its own back / forward buttons and slider (the modes' event
+  sequences differ), and :func:`matching_steps` the optional "step together" link.
 - :func:`run_with_switches` runs a scenario with some of the commit's behavioural changes left out
   (:mod:`ksmlab.hunks`); :func:`hunk_switches` is a checkbox per switch.
 - :func:`play` builds a machine from a few choices; :func:`playground_html` shows its counters, its
@@ -33,7 +34,8 @@ from .accounting import NOBODY, who_pays
 from .stepper import PAGE_FIELDS, Snapshot, changed_keys, changes, record_merge
 from .widgets import View
 
-__all__ = ["Rendered", "stepper_html", "stepper_text", "merge_stepper", "run_with_switches",
+__all__ = ["Rendered", "stepper_html", "stepper_text", "stepper_column", "matching_steps", "counterpart",
+           "MergeStepper", "merge_stepper", "aligned_frame", "run_with_switches",
            "switches_text", "switches_html", "switches_view", "hunk_switches", "play", "playground_text",
            "playground_html", "playground_view", "playground", "stepper_view"]
 
@@ -72,16 +74,100 @@ def _short(page, field: str) -> str:
     return page.cell(field)
 
 
-def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
+def _step_of(recorded: dict[str, list[Snapshot]], steps, mode: str) -> int:
+    """The step of ``mode`` that ``steps`` (one int for every mode, or ``{mode: step}``) asks for."""
+    from ..errors import KsmlabError
+
+    last = len(recorded[mode]) - 1
+    i = steps.get(mode, 0) if isinstance(steps, dict) else steps
+    if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i <= last:
+        raise KsmlabError(f"the {mode} merge has steps 0 to {last}, not {i!r}: pass an int in that range "
+                          f"(or {{mode: step}} per mode)")
+    return i
+
+
+def matching_steps(recorded: dict[str, list[Snapshot]], mode: str, step: int) -> dict[str, int]:
+    """Where each mode stands at the point of the merge that ``mode`` reaches after ``step``.
+
+    The modes' event sequences differ (the old code allocates, copies and parks a page the new code
+    never has; the new code upgrades a page the old code never touches), so the steps are matched by
+    the function that records each event (:class:`difflib.SequenceMatcher` over the two sequences of
+    function names). For every other mode the answer is its step matched to ``step``, or, when ``step``
+    has no counterpart there, the last step matched before it. ``mode`` itself maps to ``step``."""
+    import difflib
+
+    out = {mode: _step_of(recorded, step, mode)}
+    mine = [snap.func for snap in recorded[mode]]
+    for other, snaps in recorded.items():
+        if other == mode:
+            continue
+        theirs = [snap.func for snap in snaps]
+        blocks = difflib.SequenceMatcher(None, mine, theirs, autojunk=False).get_matching_blocks()
+        best = 0
+        for a, b, size in blocks:
+            for k in range(size):
+                if a + k <= step:
+                    best = b + k
+        out[other] = best
+    return out
+
+
+def counterpart(recorded: dict[str, list[Snapshot]], mode: str, step: int, other: str) -> int | None:
+    """The step of ``other`` that records the same event as ``mode``'s ``step`` (the same kernel function,
+    matched in order), or None when ``other`` has no such step."""
+    at = matching_steps(recorded, mode, step)[other]
+    back = matching_steps(recorded, other, at)[mode]
+    same = back == step and recorded[mode][step].func == recorded[other][at].func
+    return at if same else None
+
+
+def aligned_frame(recorded: dict[str, list[Snapshot]]):
+    """Two modes' recorded merges side by side, one row per event (the kernel function that records it,
+    and its hunk), with the step at which each mode records it, matched as :func:`matching_steps`
+    matches them; "—" where a mode has no such step."""
+    import difflib
+
+    import pandas as pd
+
+    (m1, s1), (m2, s2) = list(recorded.items())[:2]
+    f1, f2 = [s.func for s in s1], [s.func for s in s2]
+
+    def event(snap, i):
+        return "before the step" if i == 0 else snap.func + (f" [{snap.hunk}]" if snap.hunk else "")
+
+    rows, i, j = [], 0, 0
+    for a, b, size in difflib.SequenceMatcher(None, f1, f2, autojunk=False).get_matching_blocks():
+        while i < a:
+            rows.append((event(s1[i], i), str(i), "—")); i += 1
+        while j < b:
+            rows.append((event(s2[j], j), "—", str(j))); j += 1
+        for _ in range(size):
+            rows.append((event(s1[i], i), str(i), str(j))); i += 1; j += 1
+    frame = pd.DataFrame(rows, columns=["event", f"{m1} step", f"{m2} step"]).set_index("event")
+    return frame
+
+
+def _counterpart_text(recorded, mode: str, j: int) -> str:
+    parts = []
+    for other in recorded:
+        if other == mode or j == 0:
+            continue
+        k = counterpart(recorded, mode, j, other)
+        parts.append(f"{other} has no such step" if k is None else f"{other}'s step {k} is the same event")
+    return "; ".join(parts)
+
+
+def _column_html(recorded: dict[str, list[Snapshot]], mode: str, j: int) -> str:
+    snaps = recorded[mode]
     last = len(snaps) - 1
-    j = min(i, last)
     snap = snaps[j]
-    keys = changed_keys(snaps[j - 1] if j > 0 else None, snap) if j == i else set()
+    keys = changed_keys(snaps[j - 1] if j > 0 else None, snap)
     head = ("before the step" if j == 0 else
             f"{html.escape(snap.func)}: {html.escape(snap.what)}"
             + (f" <b>[{html.escape(snap.hunk)}]</b>" if snap.hunk else "")
             + (f' <span style="color:#57606a">({html.escape(snap.src)})</span>' if snap.src else ""))
-    done = "" if i <= last else f' <i>(done after step {last})</i>'
+    match = _counterpart_text(recorded, mode, j)
+    match = f'<div style="font-size:11px;color:#57606a">{html.escape(match)}</div>' if match else ""
     ptes = "".join(
         f'<tr><td style="{_CELL}{_MARK if ("pte", p.key) in keys else ""}">{html.escape(p.key)}</td>'
         f'<td style="{_CELL}{_MARK if ("pte", p.key) in keys else ""}">pfn {p.pfn} {"rw" if p.write else "ro"}</td></tr>'
@@ -99,37 +185,50 @@ def _snapshot_html(snaps: list[Snapshot], i: int, mode: str) -> str:
     counters = " · ".join(
         f'<span style="{_MARK[1:] if ("counter", name) in keys else ""}">{name} {n}</span>'
         for name, n in snap.counters)
-    return (f'<div style="flex:1 1 400px"><div style="font-weight:bold">{mode}: step {j} of {last}{done}</div>'
-            f'<div style="min-height:3em;font-size:12px">{head}</div>'
+    return (f'<div class="ksmlab-stepper" data-mode="{html.escape(mode)}" data-step="{j}" style="min-width:0">'
+            f'<div style="font-weight:bold">{html.escape(mode)}: step {j} of {last}</div>'
+            f'<div style="min-height:3em;font-size:12px">{head}</div>{match}'
             f'<table style="border-collapse:collapse"><tr><th style="{_CELL}">pte</th><th style="{_CELL}">maps</th></tr>{ptes}</table>'
             f'<table style="border-collapse:collapse;margin-top:4px"><tr><th style="{_CELL}">pfn</th>{page_head}</tr>{pages}</table>'
             f'<table style="border-collapse:collapse;margin-top:4px"><tr><th style="{_CELL}">cgroup</th><th style="{_CELL}">charged</th></tr>{charges}</table>'
             f'<div style="font-size:12px;margin-top:4px">{counters}</div></div>')
 
 
-def stepper_html(recorded: dict[str, list[Snapshot]], i: int) -> str:
-    """Step ``i`` of each mode's recorded merge, side by side; cells the step changed highlighted."""
-    columns = "".join(_snapshot_html(snaps, i, mode) for mode, snaps in recorded.items())
+def _legend() -> str:
     legend = ", ".join(f"{code} {name}" for name, code in FLAG_CODES.items() if code != name)
-    return (f'<div class="ksmlab-stepper" data-step="{i}" style="display:flex;flex-wrap:wrap;gap:16px">'
-            f'{columns}</div><div style="font-size:11px;color:#57606a">highlighted: changed by this step. '
+    return (f'<div style="font-size:11px;color:#57606a">highlighted: what this column\'s step changed. '
             f"Flags: {legend}; ptes: how many ptes map the page (mapcount); memcg none: charged to no "
             "cgroup.</div>")
 
 
-def stepper_text(recorded: dict[str, list[Snapshot]], i: int) -> str:
-    """The printed twin of :func:`stepper_html`: per mode, the event of step ``i`` and what it changed."""
+def stepper_column(recorded: dict[str, list[Snapshot]], mode: str, step: int) -> str:
+    """One mode's column of the stepper at ``step``: the event, the ptes, the pages, the charges and the
+    counters, with the cells that step changed highlighted."""
+    return _column_html(recorded, mode, _step_of(recorded, step, mode))
+
+
+def stepper_html(recorded: dict[str, list[Snapshot]], steps=0) -> str:
+    """Each mode's recorded merge at its own step, side by side; in each column the cells its step
+    changed are highlighted. ``steps`` is one int for every mode or ``{mode: step}``."""
+    columns = "".join(f'<div style="flex:1 1 420px;min-width:0">{_column_html(recorded, mode, _step_of(recorded, steps, mode))}</div>'
+                      for mode in recorded)
+    return f'<div style="display:flex;flex-wrap:wrap;gap:16px">{columns}</div>{_legend()}'
+
+
+def stepper_text(recorded: dict[str, list[Snapshot]], steps=0) -> str:
+    """The printed twin of :func:`stepper_html`: per mode, the event of its step and what it changed."""
     out = []
     for mode, snaps in recorded.items():
-        j = min(i, len(snaps) - 1)
+        j = _step_of(recorded, steps, mode)
         snap = snaps[j]
         if j == 0:
             out.append(f"{mode}: step 0 of {len(snaps) - 1}: before the step")
         else:
             what = "; ".join(changes(snaps[j - 1], snap)) or "nothing the tables show"
-            done = f" (done after step {j})" if i > j else ""
-            out.append(f"{mode}: step {j} of {len(snaps) - 1}{done}: {snap.func}: {snap.what}"
-                       + (f" [{snap.hunk}]" if snap.hunk else "") + f" · changed: {what}")
+            match = _counterpart_text(recorded, mode, j)
+            out.append(f"{mode}: step {j} of {len(snaps) - 1}: {snap.func}: {snap.what}"
+                       + (f" [{snap.hunk}]" if snap.hunk else "") + f" · changed: {what}"
+                       + (f" · {match}" if match else ""))
         out.append("  ptes: " + ", ".join(f"{p.key}→{p.pfn}{'' if p.write else ' ro'}" for p in snap.ptes))
         out.append("  pages: " + ", ".join(f"{p.pfn} {p.kind} _count {p.count} mapcount {p.mapcount} "
                                           f"{p.cell('memcg')}" for p in snap.pages))
@@ -137,26 +236,78 @@ def stepper_text(recorded: dict[str, list[Snapshot]], i: int) -> str:
     return "\n".join(out)
 
 
-def stepper_view(recorded: dict[str, list[Snapshot]], step: int = 0) -> Rendered:
-    """Step ``step`` of a recorded merge as HTML and text: the plain function under the stepper."""
-    return Rendered(stepper_html(recorded, step), stepper_text(recorded, step))
+def stepper_view(recorded: dict[str, list[Snapshot]], steps=0) -> Rendered:
+    """The modes' recorded merges at ``steps`` (one int, or ``{mode: step}``) as HTML and text: the plain
+    function under :func:`merge_stepper`."""
+    return Rendered(stepper_html(recorded, steps), stepper_text(recorded, steps))
 
 
-def merge_stepper(setup: Callable[[Machine], object], modes=("allocate", "upgrade"), step: int = 0,
-                  **options) -> View:
-    """One merge of ``setup``'s machine, event by event, both modes side by side. ``.controls["step"]``
-    is the slider, ``.back`` / ``.forward`` the buttons, ``.recorded`` the snapshots per mode."""
+class MergeStepper(View):
+    """The merge stepper: one column per mode, each with its own ``◀ back`` / ``forward ▶`` buttons and
+    step slider, since the modes' event sequences differ; an optional "step together" box makes moving
+    one column move the others to the matching point (:func:`matching_steps`).
+
+    ``.controls[mode]`` is that mode's slider, ``.back[mode]`` / ``.forward[mode]`` its buttons,
+    ``.together`` the checkbox, ``.recorded`` the snapshots per mode, ``.result`` the
+    :func:`stepper_view` of the current steps (its text is the printed twin)."""
+
+    def __init__(self, recorded: dict[str, list[Snapshot]], steps=0, together: bool = False):
+        self.recorded = recorded
+        start = {mode: _step_of(recorded, steps, mode) for mode in recorded}
+        sliders = {mode: widgets.IntSlider(value=start[mode], min=0, max=len(snaps) - 1,
+                                           description=f"{mode} step", continuous_update=False,
+                                           style={"description_width": "initial"},
+                                           layout=widgets.Layout(width="260px"))
+                   for mode, snaps in recorded.items()}
+        self.columns = {mode: widgets.Output(layout=widgets.Layout(min_width="0")) for mode in recorded}
+        self._syncing = False
+        super().__init__(lambda **steps: stepper_view(recorded, steps), sliders)
+        self.back, self.forward, boxes = {}, {}, []
+        for mode, slider in sliders.items():
+            back = widgets.Button(description="◀ back", layout=widgets.Layout(width="80px"))
+            forward = widgets.Button(description="forward ▶", layout=widgets.Layout(width="90px"))
+            back.on_click(lambda _, s=slider: setattr(s, "value", max(s.min, s.value - 1)))
+            forward.on_click(lambda _, s=slider: setattr(s, "value", min(s.max, s.value + 1)))
+            slider.observe(lambda change, m=mode: self._follow(m, change["new"]), names="value")
+            self.back[mode], self.forward[mode] = back, forward
+            boxes.append(widgets.VBox([widgets.HBox([back, forward, slider]), self.columns[mode]],
+                                      layout=widgets.Layout(flex="1 1 420px", min_width="0")))
+        self.together = widgets.Checkbox(value=together, indent=False, layout=widgets.Layout(width="auto"),
+                                         description="step together (moving one column moves the other "
+                                                     "to the matching event)")
+        self.together.observe(lambda change: change["new"] and self._follow(next(iter(recorded)),
+                                                                            next(iter(sliders.values())).value),
+                              names="value")
+        self.children = (self.together,
+                         widgets.HBox(boxes, layout=widgets.Layout(flex_flow="row wrap", width="100%")),
+                         widgets.HTML(_legend()))
+        self.refresh()
+
+    def _follow(self, mode: str, step: int) -> None:
+        if not self.together.value or self._syncing:
+            return
+        self._syncing = True
+        try:
+            for other, at in matching_steps(self.recorded, mode, step).items():
+                self.controls[other].value = at
+        finally:
+            self._syncing = False
+
+    def refresh(self, change=None) -> None:
+        super().refresh(change)
+        for mode, output in getattr(self, "columns", {}).items():
+            column = stepper_column(self.recorded, mode, self.controls[mode].value)
+            output.outputs = ({"output_type": "display_data", "metadata": {},
+                               "data": {"text/html": column, "text/plain": stepper_text(
+                                   {mode: self.recorded[mode]}, {mode: self.controls[mode].value})}},)
+
+
+def merge_stepper(setup: Callable[[Machine], object], modes=("allocate", "upgrade"), steps=0,
+                  together: bool = False, **options) -> MergeStepper:
+    """One merge of ``setup``'s machine, event by event, each mode in its own column with its own step
+    control (see :class:`MergeStepper`); ``steps`` is where they start (one int or ``{mode: step}``)."""
     recorded = {mode: record_merge(setup, mode, **options) for mode in modes}
-    last = max(len(s) for s in recorded.values()) - 1
-    slider = widgets.IntSlider(value=step, min=0, max=last, description="step", continuous_update=False)
-    back = widgets.Button(description="◀ back", layout=widgets.Layout(width="90px"))
-    forward = widgets.Button(description="forward ▶", layout=widgets.Layout(width="90px"))
-    view = View(lambda step: stepper_view(recorded, step), {"step": slider})
-    back.on_click(lambda _: setattr(slider, "value", max(0, slider.value - 1)))
-    forward.on_click(lambda _: setattr(slider, "value", min(last, slider.value + 1)))
-    view.children = (widgets.HBox([back, forward, slider]), view.output)
-    view.back, view.forward, view.recorded = back, forward, recorded
-    return view
+    return MergeStepper(recorded, steps, together)
 
 
 # ------------------------------------------------------------ hunk switches

@@ -201,7 +201,8 @@ def changes(prev: Snapshot | None, cur: Snapshot) -> list[str]:
     old_charges = dict(prev.charges)
     for name, n in cur.charges:
         if old_charges.get(name) != n:
-            out.append(f"charged to {name}: {old_charges.get(name)} → {n}")
+            label = name if name == "in use, charged to no cgroup" else f"charged to {name}"
+            out.append(f"{label}: {old_charges.get(name)} → {n}")
     old_counters = dict(prev.counters)
     for name, n in cur.counters:
         if old_counters.get(name) != n:

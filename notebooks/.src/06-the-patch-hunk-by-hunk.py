@@ -24,6 +24,8 @@
 #   what today's kernel does about the dirty bit;
 # - follow the new failure path through `break_cow`, and name a case where its comment "only one pte"
 #   does not hold;
+# - say why the commit needs `kpage &&`, `ACCESS_ONCE(page->mapping)` and the page lock that h9's comment
+#   names, and why `lru_add_drain()` and `put_page(kpage)` can go;
 # - run one kernel function of the model in both modes and compare what it did to its pages.
 #
 # **Before you start.** Lessons [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb),
@@ -32,8 +34,10 @@
 # (pte, kpage, rmap_item, stable node, pagevec, page lock, mmap_sem, `break_cow`, `hold_anon_vma`).
 #
 # **Contents.** *Theory*: how to read a hunk; the nine hunks on one map; how the runs below are made.
-# *Practical*: the hunks h1 to h9 in diff order, each shown, explained line by line, and (when it changes
-# behaviour) run in both modes. Then a discussion and three questions.
+# *Practical*: the hunks h1 to h9 in diff order, each shown, explained line by line with its reason, and
+# (when it changes behaviour) run in both modes. Lessons 08 (h2's locked-page lines, h7) and 09 (h8, h9)
+# take some hunks further; this lesson gives each hunk's what and why on its own. Then a stepper through
+# one merge, a switch per change, a discussion and three questions.
 
 # %% [markdown]
 # ## Theory
@@ -149,7 +153,7 @@ show_hunk("h2")
 #   - `kpage == NULL` (`:869`): upgrade `page` itself. `set_page_stable_node(page, NULL)` (`:875`) sets
 #     `page->mapping` to `PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` with a NULL node, the value `0x3`
 #     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
-#     the node's address in (`ksm.c.after:1062`). The comment (`:870-874`) says why it is safe: the page
+#     the node's address in (`set_page_stable_node(kpage, stable_node)`, `ksm.c.after:1063`). The comment (`:870-874`) says why it is safe: the page
 #     lock is held (taken at `:860`), and every reader that matters takes it too, except one (hunk h8).
 #   - `mark_page_accessed(page)` (`:876`): the old code put its new kpage on the active anonymous LRU
 #     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is already
@@ -160,8 +164,27 @@ show_hunk("h2")
 #   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected.
 #   - `else if (pages_identical(page, kpage)) err = replace_page(...)` (`:878-879`): the old path,
 #     unchanged, for a real kpage.
-# - `ksm.c.after:882` adds `kpage &&` to the `VM_LOCKED` test, and `ksm.c.before:875`'s `lru_add_drain()`
-#   goes. Both concern mlocked areas; lesson 08 runs them, each switched off on its own.
+# - The `VM_LOCKED` block (`ksm.c.after:882-890`) runs after a successful merge in an area the process
+#   has `mlock()`ed. Such an area must stay in RAM: its pages carry `PG_mlocked` and sit on the
+#   *unevictable* LRU list, which reclaim never scans. The block moves the mlock from the page that lost
+#   its pte to the KSM page: `munlock_vma_page(page)`, then, if `kpage` is not `PG_mlocked` yet,
+#   `mlock_vma_page(kpage)`. Two lines of it change:
+#   - `kpage &&` (`:882`) is new because `kpage` can now be NULL. In the upgrading call the page stays
+#     the same page under the same pte, so there is no mlock to move. Without the guard the block would
+#     run anyway and `PageMlocked(kpage)` (`:884`) would dereference NULL: an oops in ksmd. Before the
+#     commit every call had a real kpage, so the old test needed no guard.
+#   - `lru_add_drain()` (`ksm.c.before:875`) goes. `mlock_vma_page` can move a page to the unevictable
+#     list only if the page is *on* an LRU list, because it must take it off that list first
+#     (`isolate_lru_page`). The old fresh kpage was on none yet: h5's `lru_cache_add_lru`
+#     (`ksm.c.before:963`) had just parked it in ksmd's per-CPU pagevec, so the old code drained that
+#     pagevec first. After the commit, the KSM page that a second call merges onto is the upgraded page,
+#     which has been on an LRU list since its fault. There is nothing of the KSM page's left to drain.
+#     Even in the old code a missing drain only delayed the move: vmscan moves an mlocked page it meets
+#     on an ordinary list.
+#
+#   Lesson [08 · Locked pages and references](08-locked-pages-and-references.ipynb) runs each of the two
+#   lines switched off on its own, including the old code where the drain really runs. The guard is run
+#   below, after the two tables.
 #
 # The run: the calls of `try_to_merge_one_page` in one merge, with each page argument before → after.
 
@@ -185,6 +208,42 @@ h2["upgrade"]
 #   b's fault, which is what the commit message means by "brings its existing mem cgroup accounting
 #   with it".
 # - Call 2 maps a's pte onto page 2; page 1 is uncharged from A.
+#
+# **The guard, run.** The same two tenants, but each `mlock`s its page before the madvise, so both areas
+# are `VM_LOCKED`. The merge runs as committed, then with `kpage &&` taken out
+# (`Machine(hunks={"vm_locked_kpage_guard": False})`; every other line stays as after the commit):
+
+# %%
+from ksmlab import KernelOops
+
+
+def locked_tenants(m):
+    """two_tenants, but each process mlocks its page before the madvise (a VM_LOCKED area)."""
+    m.add_cgroup("A"); m.add_cgroup("B")
+    for name in "ab":
+        p = m.spawn(name, cgroup=name.upper())
+        addr = p.mmap(pages=1)
+        p.write(addr, b"same page")
+        p.mlock(addr, PAGE_SIZE)
+        p.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=1)
+    return m
+
+
+for label, hunks in (("as committed", None), ("without kpage &&", {"vm_locked_kpage_guard": False})):
+    m = locked_tenants(Machine(mode="upgrade", hunks=hunks))
+    try:
+        m.ksmd.run(full_scans=1)
+        print(f"{label}: merged, pages_sharing {m.ksm_stats()['pages_sharing']};",
+              f"page 2 {pages_frame(m).loc[2, 'flags']}")
+    except KernelOops as oops:
+        print(f"{label}: {oops}")
+
+# %% [markdown]
+# - As committed, the first call (b's page, `kpage` NULL) skips the block; the second merges a's page
+#   onto page 2, which is already mlocked (b mlocked it), so only `munlock_vma_page(page 1)` runs.
+# - Without the guard, the first call enters the block with `kpage` NULL and oopses in
+#   `PageMlocked(kpage)`.
 #
 # ### h3: the comment of `try_to_merge_two_pages` (comment only)
 
@@ -288,19 +347,30 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 # - `SetPageSwapBacked`: it has `PG_swapbacked` from `page_add_new_anon_rmap` (`rmap.c.after:704`),
 #   which every new anonymous page goes through.
 # - `SetPageDirty`: this one it does *not* get from its fault. An anonymous fault dirties the *pte*
-#   (`pte_mkdirty`, `memory.c.5ad64688-excerpts.c:472`), not the page. That is enough in 2009:
-#   `write_protect_page` clears only the pte's write bit (`pte_wrprotect`, `ksm.c.after:759`) and keeps
-#   it dirty, and when reclaim unmaps the page it moves a pte's dirty bit to the page
-#   (`rmap.c.after:811-812`), so the KSM page is written to swap, not dropped. The `flags` column shows
-#   the difference: the old fresh kpage has `dirty` (`ksm.c.before:959`), the upgraded page has not
-#   (the model keeps no pte dirty bit to show).
+#   (`pte_mkdirty`, `memory.c.5ad64688-excerpts.c:472`), not the page. In 2009 the missing page bit
+#   loses no data, for two reasons:
+#   - Reclaim gives an anonymous page that has no swap slot yet a slot before it unmaps it (`add_to_swap`
+#     in `shrink_page_list`, `2.6.32.70 mm/vmscan.c:661-665`), and in this era `add_to_swap` marks the
+#     page dirty as it does so ("Add it to the swap cache and mark it dirty", `mm/swap_state.c` of
+#     2.6.32; the kit does not ship that file). So the first time a KSM page leaves memory it is always
+#     written to swap.
+#   - A page that already has a slot (it was read back from swap earlier) matches its copy on swap
+#     unless someone wrote it since, and such a write shows in a pte's dirty bit, which reclaim moves to
+#     the page as it unmaps it (`rmap.c.after:811-812`). `write_protect_page` clears only the write bit
+#     (`pte_wrprotect`, `ksm.c.after:759`) and keeps b's pte dirty; a's new pte, which `replace_page`
+#     builds with `mk_pte` (`ksm.c.after:819`), is clean, which is fine since a wrote the same bytes.
+#
+#   The `flags` column shows the difference: the old fresh kpage has `dirty` (`ksm.c.before:959`), the
+#   upgraded page has not (the model keeps no pte dirty bit to show).
 # - The upgraded page also has `lru` and `active`: it has been on the active anonymous LRU list since
 #   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:403`), where the old kpage went only when ksmd's
 #   pagevec drained.
-# - Today's kernel cleans the pte when it write-protects it, so it moves the dirty bit to the folio right
-#   there (`ksm.c.6.12.117:1310-1311`, `folio_mark_dirty` then `pte_mkclean`), and after upgrading it
-#   sets the page dirty if it is not yet, because "page reclaim just frees a clean page with no dirty
-#   ptes: make sure that the ksm page would be swapped" (`ksm.c.6.12.117:1486-1490`).
+# - Later kernels stopped marking the page dirty in `add_to_swap` and rely on the dirty bits of the page
+#   and its ptes instead. Today's `write_protect_page` also cleans the pte as it write-protects it,
+#   moving its dirty bit to the folio right there (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then
+#   `pte_mkclean`). So after upgrading, today's code sets the page dirty if it is not yet, because "page
+#   reclaim just frees a clean page with no dirty ptes: make sure that the ksm page would be swapped"
+#   (`ksm.c.6.12.117:1486-1490`).
 
 # %%
 show("modern:1481-1494")
@@ -330,8 +400,9 @@ show_hunk("h6")
 #   the stable tree (`ksm.c.after:1217`).
 #
 # **When the second merge fails.** `write_protect_page` refuses a page with an unexplained reference
-# (`ksm.c.after:755`). In the next scenario a's page is still in the processes' per-CPU pagevec when
-# ksmd tries to merge it: the machine does not drain pagevecs as passes begin
+# (`ksm.c.after:755`). The model has two CPUs, each with its own pagevec: the processes run on CPU 0 and
+# ksmd on CPU 1. In the next scenario a's page is still in CPU 0's pagevec when ksmd tries to merge
+# it: the machine does not drain pagevecs as passes begin
 # (`Machine(drain_before_pass=False)`), and a wrote its page last, after 13 other pages of b's had
 # filled and drained the pagevec (it holds 14, `PAGEVEC_SIZE`).
 
@@ -402,9 +473,13 @@ table[table["content"] == "twin"][["kind", "_count", "mapcount", "mapping", "mem
 #   registered with ksmd (`ksm_madvise`, `ksm.c.after:1437-1443`, flags only the calling process's
 #   vmas), so ksmd never scans it. Only if c itself called `MADV_MERGEABLE` later would ksmd meet
 #   page 1, and then `write_protect_page` would give up at once: `page_address_in_vma` (`ksm.c.after:728`)
-#   gives `-EFAULT` for a KSM page, whose `page_anon_vma` is NULL (`rmap.c.after:253`). In this kernel
-#   the page also cannot be reclaimed (`ksm.c.after:1570-1572`, `1623-1624`), until c writes to it or
-#   unmaps it.
+#   gives `-EFAULT` for a KSM page, whose `page_anon_vma` is NULL (`rmap.c.after:253`).
+# - Reclaim cannot evict page 1 either. To unmap a KSM page it calls `try_to_unmap_ksm`
+#   (`rmap.c.after:1169-1170`), which gives up with `SWAP_FAIL` for a NULL stable node
+#   (`ksm.c.after:1622-1624`), and `shrink_page_list` then puts the page back on the active list
+#   (`2.6.32.70 mm/vmscan.c:677-678`). (`page_referenced_ksm` also finds no references for it,
+#   `ksm.c.after:1571-1573`, but that alone would not stop reclaim: it only makes the page look idle.) So
+#   page 1 stays in memory until c writes to it or unmaps it.
 # - Pages 15 and 16 have `_count` 2 with one pte each: the second reference is a per-CPU pagevec's
 #   (`lru_cache_add`, no `lru` flag yet). Page 15 is a's page, still in CPU 0's pagevec (that is why the
 #   merge failed); page 16 is the copy `break_cow` just made for b, in ksmd's CPU 1 pagevec. Both
@@ -464,33 +539,54 @@ kpage_counts("upgrade")
 show_hunk("h8")
 
 # %% [markdown]
-# - `page_lock_anon_vma` is how `page_referenced()` (vmscan) finds the anon_vma of a page, and it can run
-#   *without* the page lock. Before the commit no page changed from anon to KSM while mapped, because
-#   the old code only ever made fresh pages KSM. Now h2 changes `page->mapping` of a mapped page from
-#   `anon_vma | 1` to `0x3` under the page lock, and this reader does not take it.
-# - `ACCESS_ONCE` makes the compiler read `page->mapping` exactly once (`rmap.c.after:207`), so the flag
-#   test (`:208`) and the pointer (`anon_mapping - PAGE_MAPPING_ANON`, `:213`) come from the same value.
-#   If the compiler re-read it, the test could see `anon_vma | 1` (anon) and the pointer be computed from
-#   the upgraded value: `0x3 - 1` = `0x2`, and `spin_lock` at address 0x2 oopses; or, once
-#   `stable_tree_insert` has run, `stable_node | 3` minus 1, a "lock" taken inside the stable node,
-#   silent corruption. The upgrade h2 performs is the write in this race; the values it writes are those
-#   of page 2 in the h2 run above.
+# - **Who reads here, and without which lock.** Reclaim (vmscan) asks `page_referenced()` whether a page
+#   was used lately, before it evicts it. For a KSM or file page, `page_referenced` first tries the page
+#   lock; for a page that is anonymous and not KSM it does not (`rmap.c.after:519`) and calls
+#   `page_referenced_anon`, which calls `page_lock_anon_vma` (`:402`). So this function reads
+#   `page->mapping` of an anonymous page without the page lock.
+# - **What changed under it.** Before the commit no page turned from anon into KSM while it was mapped:
+#   the old code only made its fresh kpages KSM. Now h2's `set_page_stable_node` changes `page->mapping`
+#   of a mapped page from `anon_vma | 1` to `0x3` (and `stable_tree_insert` then to `stable_node | 3`).
+#   ksmd holds the page lock for that write, but this reader does not take it, so it can run on another
+#   CPU at the same moment.
+# - **Why one read matters.** The function reads `page->mapping` into the local `anon_mapping`, tests its
+#   flags (`:208`: anon and not KSM?) and computes the anon_vma from it (`:213`: `anon_mapping -
+#   PAGE_MAPPING_ANON`). The C compiler may assume no other CPU changes `page->mapping`, so it may load
+#   it twice, once for the test and once for the pointer, instead of keeping one value. One bad order
+#   of the two CPUs then is:
 #
-# The run: `ksmlab.race` steps ksmd's upgrade and reclaim's `page_lock_anon_vma` as atomic steps and
-# counts every interleaving by outcome, with `page->mapping` read twice (`access_once=False`, the
-# compilation the old line allowed) and once (`True`, the commit). Lesson
-# [09 · The race](09-the-race.ipynb) takes it apart, read by read.
+#   | | reclaim, CPU 0 (`page_lock_anon_vma`) | ksmd, CPU 1 (h2, page lock held) |
+#   | --- | --- | --- |
+#   | 1 | load `page->mapping`: `anon_vma \| 1`; the test says anon: go on | |
+#   | 2 | | `set_page_stable_node(page, NULL)`: `page->mapping = 0x3` |
+#   | 3 | load `page->mapping` again for the pointer: `0x3 - 1` = `0x2` | |
+#   | 4 | `spin_lock(&anon_vma->lock)` at address 0x2: **oops** | |
 #
-# %%
-from ksmlab import race
+#   If step 3 comes after `stable_tree_insert` instead, the pointer is `stable_node | 3` minus 1, two
+#   bytes into the stable node, and the "lock" is taken inside it: a silent corruption.
+# - **The fix.** `ACCESS_ONCE(x)` reads `x` through a `volatile` pointer, which the compiler must load
+#   exactly once (`rmap.c.after:207`). Test and pointer then come from the same value: either the old
+#   `anon_vma | 1`, and the function locks the page's real anon_vma, which is harmless for a page that is
+#   just becoming KSM (the reader holds `rcu_read_lock`, `:206`, and the memory of an anon_vma stays an
+#   anon_vma until an RCU grace period has passed: its cache is `SLAB_DESTROY_BY_RCU`, `:191-195`); or
+#   `0x3` / `stable_node | 3`, and the flag test returns NULL ("no references found", which reclaim
+#   tolerates).
+#
+# The run: `ksmlab.race` models both paths as small atomic steps and runs every interleaving of them,
+# counting how each ends, with `page->mapping` loaded twice (before the commit's `ACCESS_ONCE`) and
+# once (after). Lesson [09 · The race](09-the-race.ipynb) takes the paths apart step by step.
 
-for access_once in (False, True):
-    print(race.explore("reclaim", access_once=access_once))
+# %%
+from ksmlab.views.race import outcome_frame
+
+outcome_frame("reclaim")
 
 # %% [markdown]
-# - With two reads, some interleavings lock address 0x2 (an oops) or a word inside the stable node
-#   (corruption); with one read (`ACCESS_ONCE`) no interleaving does: the outcomes left are the
-#   correct and the harmless ones (a reference missed or counted, which reclaim tolerates).
+# - Each count is a number of interleavings (orders in which the two CPUs' steps can run). The two-load
+#   compilation has one step more, so it has more orders in all (244 against 89).
+# - With two loads, 108 orders oops at address 0x2 and 18 corrupt the stable node. With `ACCESS_ONCE`,
+#   none do: what is left is the correct outcomes and the harmless ones (a reference missed, or the page
+#   counted as referenced, which only makes reclaim's choice a little less precise).
 #
 # ### h9: the comment of `page_add_anon_rmap` (comment only)
 
@@ -498,38 +594,91 @@ for access_once in (False, True):
 show_hunk("h9")
 
 # %% [markdown]
-# - The page lock that `page_add_anon_rmap` requires now also keeps a PageAnon page from being upgraded
-#   to PageKsm under it; and "PageKsm is never downgraded to PageAnon": the code has no path that turns
-#   a KSM page back into an anon page. The fork run above shows it: page 1 stayed KSM with a NULL node
-#   after losing its scanned pte, through two more passes. A KSM page stops being one only when it is
-#   freed (its `mapping` is cleared then).
+# - **What the comment is about.** `page_add_anon_rmap` adds a pte to an anonymous page that may already
+#   be mapped elsewhere, and it too writes or checks `page->mapping`. Its body:
+
+# %%
+show("rmap.c.after:673-688")
+
+# %% [markdown]
+# - It counts the new pte (`_mapcount`, `:676`), returns at once for a KSM page (`:679-680`), and
+#   otherwise either sets `page->mapping = anon_vma | 1` for a first mapping (`__page_set_anon_rmap`,
+#   `:684`) or, for a further one, checks that the mapping is this vma's anon_vma
+#   (`__page_check_anon_rmap`, `:686`, a `BUG_ON` if not).
+# - **Who calls it on a page ksmd might be upgrading.** ksmd only upgrades a page some process maps. The
+#   caller that adds a pte to such a page is the swap-in fault, `do_swap_page`: a page that was written to
+#   swap and read back sits in the *swap cache* (pages that have a copy on swap and are also in memory);
+#   when a second process whose pte still holds the swap entry (a forked child, say) faults, it maps that
+#   same page. `do_swap_page` takes the page lock first (`lock_page`,
+#   `memory.c.5ad64688-excerpts.c:354`), and ksmd upgrades only with the page lock held
+#   (`trylock_page`, `ksm.c.after:860`).
+# - **Why the lock matters now.** Without it, the `PageKsm` test (`:679`) could run before ksmd's upgrade
+#   and the write or check after it. A first mapping would then overwrite `0x3` (or `stable_node | 3`)
+#   with `anon_vma | 1`: the KSM page silently turned back into an anon page while the stable tree still
+#   points at it. A further mapping would trip the `BUG_ON`. The callers already held the lock (the
+#   `VM_BUG_ON(!PageLocked(page))` of `:682` says so); the commit adds no code here, only the comment that
+#   records this second reason for the lock.
+# - **"PageKsm is never downgraded to PageAnon".** No code path turns a KSM page back into an anon page;
+#   a KSM page stops being one only when it is freed (its `mapping` is cleared then). That is what lets
+#   `page_add_anon_rmap` test `PageKsm` *before* it asserts the lock: a page once seen KSM stays KSM, so
+#   ksmd's own `replace_page` may add a pte to the KSM page without holding that page's lock
+#   (`ksm.c.after:815`). The fork run above shows the promise kept: page 1 stayed KSM with a NULL node
+#   after losing its scanned pte, through two more passes.
+#
+# The run: the race explorer again, with ksmd upgrading the page while a swap-in fault maps it and the
+# other process drops its pte (`madvise(MADV_DONTNEED)`, so that the new pte can be the page's first),
+# the mapper with and without the page lock. Lesson [09 · The race](09-the-race.ipynb) has the steps.
+
+# %%
+outcome_frame("swapin_after_zap")
+
+# %% [markdown]
+# - Without the page lock, 17 orders downgrade the KSM page to anon and many more hit the `BUG_ON`s
+#   (those checks exist in a kernel built with `CONFIG_DEBUG_VM`, which the model assumes). With the
+#   lock, the mapper and ksmd never overlap, and every order ends correctly.
 #
 # ### Try it: one merge, step by step
 #
 # The stepper below replays the merging step of the two-tenant scenario (one rmap_item visited by
-# `ksm_do_scan`), one trace event at a time, both modes side by side: the ptes, the pages with their
-# `_count`, mapcount, memcg and flags, the charges and the counters, with what each event changed
-# highlighted. `forward ▶` and `◀ back` move both columns; a column that is done stays at its last step.
+# `ksm_do_scan`) one trace event at a time: the ptes, the pages with their `_count`, mapcount, memcg and
+# flags, the charges and the counters. The two modes do not take the same steps: before the commit ksmd
+# allocates, fills and parks a fresh page that the new code never has, and after it ksmd upgrades b's
+# page, which the old code never does. This table lines the two sequences up by the kernel function
+# that records each event ("—": that mode has no such step):
 
 # %%
-from ksmlab.views.course_widgets import merge_stepper
+from ksmlab.views.course_widgets import aligned_frame, merge_stepper
 
 stepper = merge_stepper(two_tenants)
+aligned_frame(stepper.recorded)
+
+# %% [markdown]
+# *Table 2. One merge, event by event, in each mode; the hunk that makes an event differ is in brackets.*
+#
+# So each mode has its own column with its own `◀ back`, `forward ▶` and step slider, and each column
+# highlights what *its* step changed. Tick **step together** to move both at once: moving one column
+# then moves the other to the same event, or, when the other mode has no such step (`alloc_page` after
+# the commit), leaves it at the last event both share. Each column's heading says which.
+
+# %%
 stepper
 
 # %% [markdown]
-# The same numbers without the widget: step 0 (what the widget shows first) and step 5 of each mode,
-# printed by the function the widget calls.
+# The same numbers without the widget, printed by the function the widget calls: both columns at step 0
+# (what the widget shows first), then the old code at step 3 and the new code at step 5.
 
 # %%
 from ksmlab.views.course_widgets import stepper_view
 
 print(stepper_view(stepper.recorded, 0))
-print(stepper_view(stepper.recorded, 5))
+print()
+print(stepper_view(stepper.recorded, {"allocate": 3, "upgrade": 5}))
 
 # %% [markdown]
-# - Step 5 is the upgrade itself after the commit (`set_page_stable_node`, h2: page 2 becomes KSM with
-#   `mapping` 0x3, its memcg unchanged), and the fresh kpage's pagevec reference before it (h5).
+# - Allocate's step 3 is `alloc_page` (h5): page 3 appears, `_count` 1, charged to no cgroup. The new
+#   code has no such step.
+# - Upgrade's step 5 is the upgrade itself (`set_page_stable_node`, h2): page 2 becomes KSM with
+#   `mapping` 0x3, its memcg unchanged. The old code has no such step either: its KSM page was born KSM.
 #
 # ### Try it: leave a change out
 #
