@@ -27,19 +27,29 @@ version, with a space before the path: ``2.6.32.70 mm/vmscan.c:520`` (``putback_
 Lines 1-833 of ``ksm.c.before`` and ``ksm.c.after`` are identical; the diff is
 ``ksmlab/data/ksm-commit.diff``. In a notebook::
 
-    from ksmlab.sources import show
+    from ksmlab.sources import show, reading
+    reading(lesson=2)                 # optional: which lesson you are reading
     show("ksm.c.after:1196-1200")
+
+Once :func:`reading` has said which lesson you read, :func:`show` prints a *key* under the lines: one
+line for each name of the listing you have not met yet (what it is, and the glossary entry that says
+more), from ``ksmlab/data/kernel-names.toml``. A name is explained once per session, and names the
+prose of an earlier lesson defined are left out.
 """
 
 from __future__ import annotations
 
+import html
 import re
+import textwrap
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import KsmlabError
 
-__all__ = ["FILES", "ALIASES", "OLD_RELEASE", "OLD_RELEASE_FILES", "path", "lines", "show", "Listing"]
+__all__ = ["FILES", "ALIASES", "OLD_RELEASE", "OLD_RELEASE_FILES", "path", "lines", "show", "Listing",
+           "NAMES", "C_WORDS", "names_in", "reading", "Key"]
 
 SOURCES = Path(__file__).resolve().parent / "data" / "sources"
 
@@ -98,13 +108,16 @@ def _text(name: str) -> tuple[str, ...]:
 
 
 class Listing:
-    """Numbered source lines; shown as text (``print`` or a notebook's output)."""
+    """Numbered source lines; shown as text (``print``) or, in a notebook, as HTML with the same text.
 
-    __slots__ = ("citation", "numbered")
+    ``key`` (set by :func:`show`) is the :class:`Key` printed under the lines."""
 
-    def __init__(self, citation: str, numbered: list[tuple[int, str]]):
+    __slots__ = ("citation", "numbered", "key")
+
+    def __init__(self, citation: str, numbered: list[tuple[int, str]], key: "Key | None" = None):
         self.citation = citation
         self.numbered = numbered
+        self.key = key
 
     @property
     def text(self) -> str:
@@ -114,9 +127,17 @@ class Listing:
     def __repr__(self) -> str:
         width = len(str(self.numbered[-1][0]))
         body = "\n".join(f"{n:>{width}}  {line.expandtabs(8)}" for n, line in self.numbered)
-        return f"{self.citation}\n{body}"
+        text = f"{self.citation}\n{body}"
+        return f"{text}\n\n{self.key}" if self.key else text
 
     __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        width = len(str(self.numbered[-1][0]))
+        body = "\n".join(f"{n:>{width}}  {line.expandtabs(8)}" for n, line in self.numbered)
+        listing = (f'<pre class="ksmlab-listing" style="margin:0">{html.escape(self.citation)}\n'
+                   f"{html.escape(body)}</pre>")
+        return f"<div>{listing}{self.key._repr_html_()}</div>" if self.key else f"<div>{listing}</div>"
 
 
 def lines(citation: str, context: int = 0) -> Listing:
@@ -138,6 +159,159 @@ def lines(citation: str, context: int = 0) -> Listing:
                    [(n, text[n - 1]) for n in range(lo, hi + 1)])
 
 
-def show(citation: str, context: int = 0) -> Listing:
-    """:func:`lines`, for a notebook cell: the listing is the cell's output."""
-    return lines(citation, context)
+# ---------------------------------------------------------------- the key under a listing
+
+#: Words of C itself (and of its preprocessor): a reader who knows C knows them, so no key explains them.
+C_WORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto if
+    inline int long register return short signed sizeof static struct switch typedef union unsigned void
+    volatile while bool true false NULL define ifdef ifndef endif elif undef include""".split())
+
+NAMES_FILE = Path(__file__).resolve().parent / "data" / "kernel-names.toml"
+
+
+def _load_names() -> dict[str, dict]:
+    with NAMES_FILE.open("rb") as f:
+        return tomllib.load(f)
+
+
+#: Every name the lessons' listings show: ``{name: {"what"|"skip", "cite", "glossary", "lesson", "where"}}``
+#: (``ksmlab/data/kernel-names.toml`` says what each field means).
+NAMES: dict[str, dict] = _load_names()
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _code_and_comments(text: str) -> tuple[str, str]:
+    """``text`` split into its code and its comments (a listing may start inside a comment)."""
+    first_open, first_close = text.find("/*"), text.find("*/")
+    in_comment = first_close != -1 and (first_open == -1 or first_close < first_open)
+    code, comments, i = [], [], 0
+    while i < len(text):
+        if in_comment:
+            end = text.find("*/", i)
+            end = len(text) if end == -1 else end
+            comments.append(text[i:end])
+            i, in_comment = end + 2, False
+        else:
+            start = text.find("/*", i)
+            line = text.find("//", i)
+            if line != -1 and (start == -1 or line < start):
+                eol = text.find("\n", line)
+                eol = len(text) if eol == -1 else eol
+                code.append(text[i:line])
+                comments.append(text[line:eol])
+                i = eol
+                continue
+            start = len(text) if start == -1 else start
+            code.append(text[i:start])
+            i, in_comment = start + 2, True
+    return " ".join(code), " ".join(comments)
+
+
+def _looks_like_a_name(word: str) -> bool:
+    """In a comment: a word that is an identifier rather than English (``rmap_list``, ``O_DIRECT``,
+    ``PageKsm``, ``GPL``), or one the names file knows."""
+    return (word in NAMES or "_" in word.strip("_") or (len(word) > 1 and word.isupper())
+            or any(c.isupper() for c in word[1:]))
+
+
+def names_in(text: str) -> list[str]:
+    """The names a reader meets in source ``text``, in order of first appearance: every identifier of
+    the code that is not a word of C (:data:`C_WORDS`), and the identifiers that comments mention."""
+    code, comments = _code_and_comments(text)
+    found = {m.group() for m in _WORD.finditer(code) if m.group() not in C_WORDS}
+    found |= {m.group() for m in _WORD.finditer(comments) if _looks_like_a_name(m.group())}
+    first = {name: re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text).start() for name in found}
+    return sorted(found, key=lambda name: (first[name], name))
+
+
+_READING: dict = {"lesson": None, "keyed": {}}
+
+
+def reading(lesson: int | None) -> None:
+    """Say which lesson of the course you are reading (1-10; ``None``: none). Keys under later
+    listings then leave out the names that earlier lessons' prose defined, and start afresh."""
+    if lesson is not None and (isinstance(lesson, bool) or not isinstance(lesson, int) or not 1 <= lesson <= 10):
+        raise KsmlabError(f"reading(lesson={lesson!r}): give the lesson's number, 1 to 10 (or None)")
+    _READING["lesson"] = lesson
+    _READING["keyed"] = {}
+
+
+def _glossary_anchor(heading: str) -> str:
+    """The anchor GitHub gives a ``## heading`` of glossary.md."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+class Key:
+    """The names of one listing, explained: ``entries`` are ``(name, entry)`` in listing order."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[tuple[str, dict]]):
+        self.entries = entries
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __repr__(self) -> str:
+        width = min(24, max(len(name) for name, _ in self.entries))
+        out = ["names in this listing:"]
+        for name, entry in self.entries:
+            text = entry.get("what") or f"you can skip it: {entry['skip']}"
+            if entry.get("glossary"):
+                text += f" [glossary: {entry['glossary']}]"
+            head = f"  {name:<{width}}  "
+            if len(head) > width + 4:                  # a long name: its text on the next line
+                out.append(head.rstrip())
+                head = " " * (width + 4)
+            out.extend(textwrap.wrap(text, 100, initial_indent=head, subsequent_indent=" " * (width + 4),
+                                     break_on_hyphens=False))
+        return "\n".join(out)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        cell = "text-align:left;vertical-align:top;padding:1px 8px 1px 0;border:none;background:none"
+        rows = []
+        for name, entry in self.entries:
+            text = html.escape(entry.get("what") or f"you can skip it: {entry['skip']}")
+            text = re.sub(r"`([^`]+)`", r'<code style="white-space:nowrap">\1</code>', text)
+            if entry.get("glossary"):
+                heading = entry["glossary"]
+                text += (f' <a href="glossary.md#{_glossary_anchor(heading)}">glossary: '
+                         f"{html.escape(heading.replace('`', ''))}</a>")
+            rows.append(f'<tr><td style="{cell};white-space:nowrap"><code>{html.escape(name)}</code></td>'
+                        f'<td style="{cell}">{text}</td></tr>')
+        return ('<details open class="ksmlab-key" style="margin:0.3em 0 0 0">'
+                f'<summary style="cursor:pointer">names in this listing ({len(self.entries)})</summary>'
+                '<table style="margin:0;font-size:90%;line-height:1.3;border-collapse:collapse">'
+                f"<tbody>{''.join(rows)}</tbody></table></details>")
+
+
+def key_for(listing: Listing, lesson: int | None = None, keyed: dict | None = None) -> Key:
+    """The key of ``listing`` for a reader of ``lesson``: its names that the names file explains,
+    less those an earlier lesson's prose defined and those already in ``keyed`` (name -> the
+    citation whose key explained it; a listing shown again explains them again)."""
+    keyed = {} if keyed is None else keyed
+    entries = []
+    for name in names_in(listing.text):
+        entry = NAMES.get(name)
+        if entry is None:
+            continue
+        known_from = entry.get("lesson")
+        if known_from is not None and (lesson is None or known_from < lesson):
+            continue
+        if keyed.setdefault(name, listing.citation) != listing.citation:
+            continue
+        entries.append((name, entry))
+    return Key(entries)
+
+
+def show(citation: str, context: int = 0, key: bool | None = None) -> Listing:
+    """:func:`lines`, for a notebook cell: the listing is the cell's output, with the key of the names
+    in it that you have not met yet. The key is there once :func:`reading` has said which lesson you
+    read (``key=True``: always; ``key=False``: never)."""
+    listing = lines(citation, context)
+    if key or (key is None and _READING["lesson"] is not None):
+        listing.key = key_for(listing, _READING["lesson"], _READING["keyed"]) or None
+    return listing
