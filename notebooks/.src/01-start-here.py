@@ -15,8 +15,9 @@
 # # 01 · Start here
 #
 # **Aim.** This course takes one Linux kernel commit apart: 80e14822, "ksm: share anon page without
-# allocating" (Hugh Dickins, November 2009, merged for Linux 2.6.33). It is a small change, nine pieces
-# of a diff, but to follow it you need two kernel features, KSM and memory cgroups, and a few of the
+# allocating" (Hugh Dickins, November 2009, merged for Linux 2.6.33; an *anon page* is an anonymous
+# page, memory that belongs to no file, such as a heap). It is a small change, nine pieces of a diff,
+# but to follow it you need two kernel features, KSM and memory cgroups, and a few of the
 # kernel's data structures for memory. This first lesson says what the course teaches, how to run it,
 # and gives a two-minute tour of what the commit is about.
 #
@@ -26,10 +27,23 @@
 # - read a source citation such as `ksm.c.after:1196-1200` and print the lines it names;
 # - find your way through the ten lessons and the glossary.
 #
-# **Before you start.** You should know C, what a process is, and what virtual memory is: each process
-# sees its own addresses, and the hardware translates them, page by page, to physical memory. You do
-# not need to know anything about KSM or memory cgroups; lessons 2 and 3 explain them. Every term the
-# course uses is in the [glossary](glossary.md), and each lesson defines its terms before it uses them.
+# **Before you start.** You should know C, what a process is (the kernel calls it a *task*), and what
+# virtual memory is: each process sees its own addresses, and the hardware translates them, page by
+# page, to physical memory. Four words of the kernel that the course uses from the start:
+#
+# - a *page fault* is the trap the hardware raises when a process touches a virtual page that is not
+#   mapped, or writes one that is mapped read-only; the kernel's fault handler then maps a page (or
+#   copies one) and the access is retried;
+# - *swap* is disk space where the kernel can write a process's page to free its RAM, reading it back
+#   at the next fault; the *swap cache* holds pages on their way out or in. The kit swaps nothing;
+# - a kernel function that fails returns a negative *error number* named as in C's `errno.h`:
+#   `-ENOMEM` (out of memory), `-EFAULT` (bad address; ksmd also uses it for "could not merge"),
+#   `-EINTR` (interrupted); 0 means success;
+# - an *oops* is the kernel's report of a bug in its own code, such as a NULL pointer dereference.
+#
+# You do not need to know anything about KSM or memory cgroups; lessons 2 and 3 explain them. Every
+# term the course uses is in the [glossary](glossary.md) (these four too), and each lesson defines its
+# terms before it uses them; names in kernel code are explained in a key under each listing.
 #
 # **Contents.** *Theory*: what the kit is; the two versions of the kernel file; citations; the map of
 # the course. *Practical*: the tour (two processes, identical pages, ksmd merges them, memory saved;
@@ -52,7 +66,9 @@
 #
 # ### Two versions of one file
 #
-# The commit changes `mm/ksm.c` (and two comments in `mm/rmap.c`). The kit models both versions:
+# The commit changes `mm/ksm.c`, and `mm/rmap.c` (the kernel's *reverse mapping*: finding the page
+# tables that map a page) in two places, one line of code and one comment. The kit models both
+# versions:
 #
 # | you write | the kernel it runs | file the kit cites |
 # | --- | --- | --- |
@@ -68,15 +84,25 @@
 # Every claim about the kernel's code in this course carries a citation: `ksm.c.after:1196-1200` means
 # lines 1196 to 1200 of `mm/ksm.c` at the commit. The files ship with the kit
 # (`ksmlab/data/sources/`), and `show` prints the lines of a citation. For example, the comment that
-# opens the file:
+# opens the file (`reading(lesson=1)` tells `show` which lesson you are reading; see the key below):
 
 # %%
-from ksmlab.sources import show
+from ksmlab.sources import show, reading
+reading(lesson=1)   # which lesson you are reading: see the key below
 show("ksm.c.after:1-15")
 
 # %% [markdown]
 # - The line numbers are the file's own, so you can open the same file elsewhere and find them.
 # - Lines 1 to 833 of the two versions are identical; the commit changes lines after that.
+# - Under the lines, a *key* explains each name of the listing you have not met yet, in one line, and
+#   names the glossary entry that says more. A name is explained once per lesson; names an earlier
+#   lesson defined are left out. Some are marked "you can skip it", with the reason.
+# - Two other tags appear in citations. `5ad64688` is an earlier KSM commit of 2009, "ksm: let shared
+#   pages be swappable": `memory.c.5ad64688-excerpts.c` holds three fault handlers of `mm/memory.c`
+#   at it, verbatim, and `ksm.h.5ad64688` the KSM header `include/linux/ksm.h`. `2.6.32.70` is a 2.6.32
+#   stable release whose `mm/` files the kit ships for functions outside `ksm.c` and `rmap.c`: they
+#   are of the same era, not the commit's parent, so a line may differ slightly from what the
+#   commit's parent had.
 #
 # ### The map of the course
 #
@@ -141,17 +167,21 @@ before = two_tenants(Machine(mode="upgrade"), passes=0)
 after = two_tenants(Machine(mode="upgrade"), passes=2)
 print("physical pages in use before ksmd runs:", len(before.pages_in_use()))
 print("physical pages in use after two passes:", len(after.pages_in_use()))
-print("KSM counters after two passes:", after.ksm_stats())
+print("KSM counters after two passes:")
+print(after.ksm_stats())
 
 # %% [markdown]
 # - Eight virtual pages (four in each process) were backed by eight physical pages; after ksmd's two
 #   passes, by four. Four pages of RAM are free again.
 # - `pages_shared` counts the shared copies ksmd holds (4); `pages_sharing` counts how many further
-#   virtual pages map them (4): the pages saved. Lesson 2 defines every counter.
+#   virtual pages map them (4): the pages saved. `full_scans` is the number of passes ksmd made (2);
+#   `pages_unshared` and `pages_volatile` count pages still waiting for a twin (none here). Lesson 2
+#   defines every counter.
 #
 # The same in a picture: each virtual page on the left, joined to the physical page it maps on the
 # right, both labelled by their content. A thick edge marks a shared (KSM) page; a dashed line, a
-# mapping that is now read-only.
+# mapping that is now read-only (ksmd made it so before merging; lesson 2). A physical page's number
+# is its *pfn* (page frame number).
 
 # %%
 import matplotlib.pyplot as plt
@@ -164,9 +194,8 @@ plt.close(fig)
 fig
 
 # %% [markdown]
-# *Figure 1. Left: eight virtual pages, eight physical pages (pfn is the physical page's number).
-# Right: each pair of identical virtual pages now maps one KSM page. The colour of a physical page is
-# the cgroup it is charged to.*
+# *Figure 1. Left: eight virtual pages, eight physical pages. Right: each pair of identical virtual
+# pages now maps one KSM page. The colour of a physical page is the memory cgroup that counts it.*
 #
 # ### Who pays for the shared pages?
 #
@@ -195,7 +224,10 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 #   cgroup* at all, so they count against no cgroup's limit.
 # - The counters are the same in both: the commit changes who pays, not how much is merged.
 #
-# Why B and not A, and why "charged to nobody" is a problem, are lessons 2 and 3.
+# - The `root` row is the *root cgroup*, where every process not put into another cgroup lives (none
+#   here); "in use, charged to no cgroup" is not a cgroup at all but the pages no cgroup counts.
+#
+# Why B and not A, and why "charged to nobody" is a problem, are lesson 3.
 
 # %% [markdown]
 # ## Discussion
@@ -204,7 +236,8 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 #   the real one, and every number computed as you run the cell. The real kernel's behaviour is checked
 #   against the kit's in lesson 10.
 # - **What it leaves out.** ksmd and the processes take turns instead of running at once, memory
-#   cgroups are flat (no hierarchy) and count pages instead of bytes, and nothing is swapped out. Each
+#   cgroups are flat (in the kernel a cgroup can hold child cgroups, whose pages count against its
+#   limit too; not here) and count pages instead of bytes, and nothing is swapped out. Each
 #   lesson says where such a simplification matters.
 # - **Open question to keep in mind.** Charging the shared page to one of its users is a choice: the
 #   others use it too. Lesson 7 looks at who pays in more cases.

@@ -18,21 +18,24 @@
 # hold with the same content. This lesson follows its kernel thread, ksmd, through its scan: which
 # processes it visits and in which order, what it records for each page, the two trees in which it
 # looks for twins, why a page must wait a pass, and what happens when a process writes to a merged
-# page. It ends with every counter of `/sys/kernel/mm/ksm` and with unmerging.
+# page. It ends with every counter of `/sys/kernel/mm/ksm` (a folder of *sysfs*, the kernel's file
+# system of settings and counters: reading a file there prints a number, writing one changes a setting)
+# and with unmerging.
 #
 # **You will be able to**
-# - say which process ksmd scans first, and why a page is merged only on the second pass;
-# - explain the stable tree and the unstable tree, and the order in which ksmd searches them;
-# - predict `pages_shared`, `pages_sharing`, `pages_unshared` and `pages_volatile` after each pass;
+# - say which process ksmd visits first, and why a page is merged no sooner than ksmd's second visit;
+# - explain the two sorted trees in which ksmd looks for a page's twin, and which it searches first;
+# - predict KSM's four page counters after each pass of ksmd;
 # - explain what a write to a merged page does, and how memory is unmerged.
 #
 # **Before you start.** [Lesson 1](01-start-here.ipynb): the kit, its two modes, citations. Terms are in
 # the [glossary](glossary.md). Everything in this lesson is the same before and after the commit; all
 # runs use `mode="upgrade"`.
 #
-# **Contents.** *Theory*: madvise and the mm_slot list; ksmd's scan; rmap_items; the two trees;
-# write-protection and copy-on-write; the counters and knobs. *Practical*: scan order; the counters
-# pass by pass, plotted; the trees drawn; a write to a merged page; `max_kernel_pages`; unmerging.
+# **Contents.** *Theory*: how a process asks for merging; how ksmd walks the processes; what it
+# records for each page; the two trees; write-protection and copy-on-write; the counters and settings.
+# *Practical*: scan order; the counters pass by pass, plotted; the trees drawn; a write to a merged
+# page; a cap on the number of merged pages; unmerging. (Each section defines its terms.)
 
 # %% [markdown]
 # ## Theory
@@ -46,11 +49,13 @@
 # an mm asks, registers the mm with ksmd:
 
 # %%
-from ksmlab.sources import show
-show("ksm.c.after:1428-1444")
+from ksmlab.sources import show, reading
+reading(lesson=2)   # the key under each listing leaves out what lesson 1 defined
+show("ksm.c.after:1426-1444")
 
 # %% [markdown]
-# - `ksm_madvise` ignores the advice for shared and special mappings (lines 1431-1435), calls
+# - `ksm_madvise` (`ksm.c.after:1420-1461`) ignores the advice for shared and special mappings
+#   (lines 1431-1435; the key says what each flag is), calls
 #   `__ksm_enter` for an mm not yet registered (the mm flag `MMF_VM_MERGEABLE`), and marks the vma.
 #
 # `__ksm_enter` gives the mm an *mm_slot*, ksmd's record of one registered mm, and links it into a
@@ -133,14 +138,14 @@ show("ksm.c.after:1170-1200")
 #
 # | name | what it is (`ksm.c.after`) |
 # | --- | --- |
-# | `pages_shared` | KSM pages in use: stable nodes with at least one virtual page (`:170-171`) |
-# | `pages_sharing` | the further virtual pages mapped onto them: the pages saved (`:173-174`) |
-# | `pages_unshared` | virtual pages in the unstable tree, waiting for a twin (`:176-177`) |
+# | `pages_shared` | KSM pages: the nodes of the stable tree (`:169-171`) |
+# | `pages_sharing` | the further virtual pages mapped onto them: the pages saved (`:172-174`) |
+# | `pages_unshared` | virtual pages in the unstable tree, waiting for a twin (`:175-177`) |
 # | `pages_volatile` | virtual pages ksmd has an rmap_item for that are in neither tree, mostly because they changed (`:1807-1822`) |
 # | `full_scans` | passes completed (`:1370`) |
 # | `run` | 0: stop; 1: merge; 2: unmerge everything, then stop (`:1722-1761`) |
 # | `pages_to_scan`, `sleep_millisecs` | pages per wake-up (100), pause between wake-ups (20 ms) (`:185-188`) |
-# | `max_kernel_pages` | the most KSM pages ksmd may create; 0: no limit (`:948-951`) |
+# | `max_kernel_pages` | the most KSM pages ksmd may create; 0: no limit (`:949-951`) |
 #
 # The counters move only when ksmd visits a page: a change made by a process shows in them on
 # ksmd's next visit, not at once.
@@ -151,7 +156,10 @@ show("ksm.c.after:1170-1200")
 # ### Who is scanned first
 #
 # Three processes call `madvise` in the order `a`, `b`, `c`. We list the mm_slots in the cursor's
-# order, then let ksmd visit its first page and see whose it is.
+# order (`m.kernel` is the simulated kernel, whose state you can read), then let ksmd visit its first
+# page and see whose it is. For that we read the machine's *trace*, `m.trace`: the kit records one
+# event per kernel function that runs, with the function's name (`func`), the process it worked for
+# (`process`), what it did and the source line it models.
 
 # %%
 from ksmlab import Machine, PAGE_SIZE
@@ -173,7 +181,7 @@ for name in ("a", "b", "c"):
     process_with(m, name, [b"same page"])
 print("mm_slots in scan order:", [slot.mm.name for slot in m.kernel.mm_slots()])
 m.ksmd.scan(pages=1)
-first = next(e for e in m.trace if e.func == "ksm_do_scan")
+first = next(event for event in m.trace if event.func == "ksm_do_scan")
 print("first page ksmd visits belongs to:", first.process)
 
 # %% [markdown]
@@ -241,18 +249,20 @@ history
 # %%
 fig, ax = plt.subplots(figsize=(7, 3))
 for column in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile"):
-    ax.plot(history.index, history[column], marker="o", label=column)
+    style = {"pages_shared": dict(linewidth=5, alpha=0.45), "pages_unshared": dict(linestyle="--")}
+    ax.plot(history.index, history[column], marker="o", label=column, **style.get(column, {}))
 ax.set_xlabel("full scans completed")
 ax.set_ylabel("virtual pages")
 ax.set_xticks(history.index)
-ax.legend(loc="center right", fontsize=8)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 ax.set_title("the counters of /sys/kernel/mm/ksm, pass by pass")
 plt.close(fig)
 fig
 
 # %% [markdown]
 # *Figure 1. Counters after each pass for ten virtual pages, one of which is rewritten before every
-# pass.*
+# pass. `pages_shared` (thick) and `pages_unshared` (dashed) have the same values here, so their lines
+# lie on each other.*
 #
 # - The rewritten page stays volatile for ever (`pages_volatile` 1 from pass 2 on): its checksum never
 #   matches the one stored on the pass before.
@@ -331,7 +341,8 @@ print("after the next pass:", m.ksm_stats())
 # ### max_kernel_pages
 #
 # `max_kernel_pages` caps the number of KSM pages. It is checked only where two ordinary pages would
-# become a new KSM page (`ksm.c.after:948-951`):
+# become a new KSM page (`ksm.c.after:949-951`; the comment's "kernel pages that we hold" are the KSM
+# pages, which before the commit ksmd allocated itself):
 
 # %%
 show("ksm.c.after:944-951")
@@ -349,7 +360,9 @@ print("max_kernel_pages = 1:", m.ksm_stats())
 #   (`pages_unshared` 3); the second found it there as a twin, could not be merged, and is in neither
 #   tree (`pages_volatile` 1).
 # - Joining an *existing* KSM page is not limited: the third and fourth `a` still merged.
-# - The knob is of this era only: it was removed later in 2.6.33, once KSM pages could be swapped.
+# - The knob is of this era only. Its declaration still calls KSM pages "unswappable"
+#   (`ksm.c.after:181`), but they were already swappable (`page_referenced_ksm`,
+#   `ksm.c.before:1583`); the last patch of this commit's series removed the knob for 2.6.33.
 #
 # ### Unmerging
 #
@@ -374,7 +387,9 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 #   KSM page, `c`, `d`); their KSM page is freed.
 # - The counters do not move at the `madvise`: `MADV_UNMERGEABLE` only breaks the sharing and clears
 #   `VM_MERGEABLE` (`ksm.c.after:1446-1458`). ksmd drops the four rmap_items on its next pass, which
-#   no longer visits that range: `pages_shared` 1, `pages_sharing` 1.
+#   no longer visits that range: `pages_shared` 1, `pages_sharing` 1. Until then `pages_shared` still
+#   counts the freed page's stable node: the counter counts nodes of the stable tree, and a node can
+#   outlive its page until ksmd next meets it (a *stale* node, lesson 4).
 # - `run = 2` unmerges the rest (the `b`s) and removes every rmap_item at once
 #   (`unmerge_and_remove_all_rmap_items`, `ksm.c.after:632-688`): all counters are 0, and even
 #   `full_scans` starts again from 0 (`ksm.c.after:679`). Every virtual page has a page of its own.
@@ -382,8 +397,11 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 #   instance a memory cgroup at its limit, lesson 3), or the writer of `run` is interrupted (Ctrl-C
 #   during `echo 2 > run`), `run = 2` stops half-way with an error and ksmd stopped (`run` reads 0,
 #   `ksm.c.after:1743-1750`); writing `2` again finishes it. In this kernel, going back to `run = 1`
-#   straight after such a half-done unmerge can corrupt the unstable tree; ksmlab stops there with a
-#   `KernelOops` (the kit's exception for "the kernel would crash or corrupt memory here").
+#   straight after such a half-done unmerge can corrupt the unstable tree: each rmap_item in it records
+#   the pass that inserted it (`ksm.c.after:1126`), the half-done unmerge leaves `full_scans` as it
+#   was (it resets it only when it completes, `:679`), so ksmd takes items left from the old tree for
+#   items of the new one and `rb_erase`s them from a tree they are not in (`:575-578`). ksmlab stops
+#   there with a `KernelOops` (the kit's exception for "the kernel would oops or corrupt memory here").
 
 # %% [markdown]
 # ## Discussion
@@ -400,7 +418,8 @@ print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in
 #   virtual machines.
 # - **Simplification.** ksmd and the processes take turns in the kit; in the kernel a process can
 #   write while ksmd compares. `write_protect_page` and a second comparison, made while ksmd holds the
-#   page locked (lesson 4), make that safe; lesson 9 shows the one race the commit had to close.
+#   page locked (each page has a lock bit of its own, lesson 4), make that safe; lesson 9 shows the
+#   one race the commit had to close.
 #
 # ## Check yourself
 #

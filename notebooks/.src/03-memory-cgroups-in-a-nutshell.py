@@ -21,17 +21,17 @@
 # escaped every cgroup's limit.
 #
 # **You will be able to**
-# - say when an anonymous page is charged, and when it is uncharged;
-# - tell the root cgroup from "charged to no cgroup";
-# - say what happens when a charge would go over a limit;
+# - say when the kernel starts counting a process's page against its group, and when it stops;
+# - tell the group every process starts in from a page that no group counts;
+# - say what happens when counting a page would take a group over its cap;
 # - show, with numbers, how merged memory escaped a tenant's limit before the commit, and who is
 #   charged for it after.
 #
 # **Before you start.** [Lesson 2](02-ksm-in-a-nutshell.ipynb): ksmd, its scan order, merging.
 # [Glossary](glossary.md).
 #
-# **Contents.** *Theory*: cgroups, charge, uncharge, limits and the OOM killer, the root cgroup, the
-# KSM page before the commit. *Practical*: charging and uncharging live; a limit; a tenant's merged
+# **Contents.** *Theory*: memory cgroups; when a page is counted (charged) and when it stops being
+# counted; limits, and what the kernel does at one; the root cgroup; the KSM page before the commit. *Practical*: charging and uncharging live; a limit; a tenant's merged
 # memory escaping its limit, before and after the commit.
 
 # %% [markdown]
@@ -42,7 +42,8 @@
 # A *control group* (cgroup) is a set of processes the kernel treats together; the memory controller
 # (`mm/memcontrol.c`) gives each group a *memory cgroup*, memcg for short, that counts the memory its
 # processes use and can limit it. Every page in use is *charged* to at most one memcg. ksmlab's
-# cgroups are flat (no hierarchy) and count pages; the kernel counts bytes.
+# cgroups are flat (in the kernel a cgroup can hold child cgroups, a *hierarchy*, whose pages then
+# count against the parent's limit too) and count pages; the kernel counts bytes.
 #
 # ### Charge at fault
 #
@@ -51,7 +52,8 @@
 # faulting process (`mem_cgroup_newpage_charge`):
 
 # %%
-from ksmlab.sources import show
+from ksmlab.sources import show, reading
+reading(lesson=3)   # the key under each listing leaves out what lessons 1-2 defined
 show("memory.c.5ad64688-excerpts.c:460-468")
 
 # %% [markdown]
@@ -68,35 +70,43 @@ show("memory.c.5ad64688-excerpts.c:460-468")
 # page is uncharged:
 
 # %%
-show("rmap.c.after:734-755")
+show("rmap.c.after:734-756")
 
 # %% [markdown]
 # - `_mapcount` counts the ptes mapping the page (minus one; lesson 4). "Still mapped by someone
 #   else?" returns early: only the *last* unmap uncharges.
+# - Lines 740-750 are about the dirty bit (changed since last saved) and the swap cache, and
+#   lines 753 and 755 about statistics: the key says you can skip most of them. Lines 751-752 are the
+#   uncharge.
 # - KSM pages are anonymous pages (`PageAnon`), so a KSM page is uncharged the same way, when its last
 #   pte goes.
 #
 # ### Limits, and what happens when a charge fails
 #
 # A memcg may have a limit. A charge that would take it over the limit first makes the kernel try to
-# reclaim memory from that cgroup (free clean file pages, swap anonymous ones out,
+# *reclaim* memory from that cgroup (drop *clean* file pages, cached copies of a file that is
+# unchanged on disk, and write anonymous pages out to swap,
 # `2.6.32.70 mm/memcontrol.c:1303-1352`). When reclaim cannot bring the cgroup under its limit, a page
 # fault's charge runs the *memcg OOM killer*: `mem_cgroup_out_of_memory`
 # (`2.6.32.70 mm/oom_kill.c:438`) kills the task of that cgroup with the highest "badness" (a score
 # that grows mostly with the memory a task uses), which need
 # not be the one that faulted, and only then does the charge fail with `-ENOMEM`. The process that
-# faulted retries its access (and is gone if it was the victim).
+# faulted retries its access (and is gone if it was the victim). A *task* is the kernel's word for a
+# process (or a thread).
 #
 # ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`) raises
-# `OutOfMemory`, naming the cgroup, and changes nothing. Where ksmd itself needs a charge, the same
-# happens without an exception: when ksmd undoes a half-done merge (lesson 5), the pte stays on the
-# KSM page; `MADV_UNMERGEABLE` and `run = 2` fail (`ksmlab/memcg.py` lists every path).
+# `OutOfMemory`, naming the cgroup, and changes nothing. ksmd itself sometimes needs a charge too:
+# whenever it gives a virtual page back a private copy of a KSM page (to undo a merge, lesson 5, or to
+# unmerge, lesson 2), that copy is a new page, charged like any other. If that charge fails, ksmlab
+# raises nothing and leaves the virtual page on the KSM page; `MADV_UNMERGEABLE` and `run = 2` then
+# fail with `-ENOMEM` (`ksmlab/memcg.py` lists every such path).
 #
 # ### The root cgroup, and "charged to no cgroup"
 #
 # Every process is in some memory cgroup; one that was put in none is in the *root cgroup*. Pages of
 # the root cgroup are charged to it like any other (in this era the root keeps no counter of its own
-# and has no limit, `2.6.32.70 mm/memcontrol.c:1307-1308`; its usage is computed from statistics).
+# and has no limit, `2.6.32.70 mm/memcontrol.c:1307-1308`; the kernel reports its usage from its
+# page statistics). ksmlab counts the root's pages directly, as it does every cgroup's.
 # ksmlab names it `"root"`.
 #
 # A page *charged to no cgroup* is different: no memcg counts it at all, not even the root. It is in

@@ -20,20 +20,21 @@
 # on. This lesson shows each of them on live pages of the kit.
 #
 # **You will be able to**
-# - tell `_count` from `_mapcount` and account for every reference a page holds;
-# - decode `page->mapping` of an anonymous page, a KSM page without a stable node and a KSM page in
-#   the stable tree;
-# - explain how `get_ksm_page` notices a stale stable node, and watch it happen;
-# - say what a pagevec, the LRU, the page lock and mlock's unevictable list are, and read the flags
-#   the kernel sets for them.
+# - tell a page's count of references from its count of mappings, and account for every reference;
+# - decode the tag bits of the field that says what a page is: an ordinary anonymous page, a new KSM
+#   page, a KSM page in the stable tree;
+# - explain how ksmd notices that the page a stable-tree node points at is gone, and watch it happen;
+# - say what the kernel's small batches of pages, its lists for reclaim, the lock of a page and
+#   memory locked in RAM do to a page, and read the flags the kernel sets for them.
 #
 # **Before you start.** [Lesson 2](02-ksm-in-a-nutshell.ipynb) (ksmd, rmap_items, the stable tree)
 # and [lesson 3](03-memory-cgroups-in-a-nutshell.ipynb) (charges). [Glossary](glossary.md). All runs
 # use `mode="upgrade"`; what differs before the commit is lesson 5.
 #
-# **Contents.** *Theory*: struct page and its counts; mm, vma and pte; `page->mapping`, anon_vma and
-# the stable node; pagevecs and the LRU; the page lock; mlock. *Practical*: the fields of live pages;
-# the tag bits through one merge; a stale stable node; a page in a pagevec; an mlocked page.
+# **Contents.** *Theory*: the kernel's descriptor of a page and its two counts; mm, vma and pte again;
+# what `page->mapping` points at; the kernel's batches and lists of pages; the lock of a page; memory
+# locked in RAM. *Practical*: the fields of live pages; the tag bits through one merge; a stable-tree
+# node whose page is gone; a page in a batch; a locked page. (Each section defines its terms.)
 
 # %% [markdown]
 # ## Theory
@@ -44,7 +45,8 @@
 # the *pfn* (page frame number). Two of its counters matter here:
 #
 # - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
-#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)`, `get_page`), and a
+#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)`, or `get_page`, which takes
+#   one reference), and a
 #   pagevec, a small batch of pages on their way to a list (below). `put_page` drops one; at 0 the
 #   page is freed.
 # - `_mapcount`: how many ptes map the page, stored minus one (-1: not mapped). ksmlab's tables show
@@ -52,12 +54,15 @@
 #
 # So for a page that nobody but its ptes holds, `_count` equals the mapcount; any difference is a
 # reference held by someone else. `write_protect_page` relies on exactly that: it merges a page only
-# if `page_count(page) == page_mapcount(page) + 1` (the `+ 1` is ksmd's own reference), so that no
-# one else can be writing to it behind the ptes' back (a device writing into the page directly, as
-# direct I/O does, holds a reference but no pte):
+# if `page_count(page) == page_mapcount(page) + 1 + swapped`. The `+ 1` is ksmd's own reference;
+# `swapped` is 1 if the page is in the swap cache, which holds a reference of its own
+# (`swapped = PageSwapCache(page)`, `ksm.c.after:739`), and 0 in the kit, which swaps nothing. Any
+# other reference means someone may be writing to the page behind the ptes' back (a device writing
+# into the page directly, as *direct I/O* does, `O_DIRECT`, holds a reference but no pte):
 
 # %%
-from ksmlab.sources import show
+from ksmlab.sources import show, reading
+reading(lesson=4)   # the key under each listing leaves out what lessons 1-3 defined
 show("ksm.c.after:751-758")
 
 # %% [markdown]
@@ -76,7 +81,7 @@ show("ksm.c.after:751-758")
 # low bits are free, and the kernel uses them as tags:
 
 # %%
-show("2.6.32.70 include/linux/mm.h:627-654")
+show("2.6.32.70 include/linux/mm.h:625-654")
 
 # %% [markdown]
 # KSM adds the second bit and keeps a pointer to the page's *stable_node* there instead of an
@@ -114,6 +119,11 @@ show("ksm.c.after:513-536")
 #   `mapping` cleared, and a reused one points elsewhere: the node is stale.
 # - `get_page_unless_zero` takes a reference only if the page is not being freed, and the check is
 #   repeated after it (line 526): a *keyhole* reference, taken without a lock.
+# - Reading `page->mapping` of a page that may have been freed is safe because a `struct page` is
+#   never freed: every frame of RAM has one for as long as the machine runs; only the frame is freed
+#   and reused. The `rcu_read_lock` around the check (*RCU*: a way for readers to look at shared data
+#   without a lock, see the key) is, as the comment above the function says, "not for KSM at all" but
+#   part of the kernel's rules for such speculative references (`ksm.c.after:505-506`).
 # - A stale node is removed on the spot (`remove_node_from_stable_tree`, `ksm.c.after:465-482`), which
 #   also takes its rmap_items out of the counters.
 #
@@ -122,7 +132,7 @@ show("ksm.c.after:513-536")
 # Reclaim chooses pages to evict from the *LRU* lists (least recently used; active and inactive, per
 # kind of page). A page on one carries the `PG_lru` flag. Adding a page to an LRU list takes a lock,
 # so the kernel batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
-# in this era, `2.6.32.70 include/linux/pagevec.h:14`), holding a reference, and moves the whole batch
+# in this era, `2.6.32.70 include/linux/pagevec.h:12`), holding a reference, and moves the whole batch
 # when the pagevec is full or drained (`lru_add_drain`). Until then the page is not on any LRU list,
 # and its `_count` is one higher than its ptes explain. To *isolate* a page is to take it off its LRU
 # list (`isolate_lru_page`), which fails for a page still in a pagevec.
@@ -177,7 +187,8 @@ pages_frame(m)
 #   (`anon_vma | 1`).
 # - `same` is now one KSM page with two read-only ptes (`ro`): `_count` 2, mapcount 2, and a mapping
 #   ending in `...c3`, `stable_node | 3`. The two counts agree: nobody but the ptes holds it.
-# - Its flags: `referenced` (set by `mark_page_accessed` when it was upgraded), `uptodate` (its content
+# - Its flags: `referenced` (used recently; set by `mark_page_accessed`, the kernel's "this page was
+#   just used", when it was upgraded), `uptodate` (its content
 #   is valid), `lru` and `active` (on the active anonymous LRU list), `swapbacked` (anonymous: its
 #   backing store would be swap). No `dirty`: in this era a faulted anonymous page is not marked
 #   dirty; the dirtiness is in its pte, and would move to the page only when it is unmapped or swapped.
@@ -186,7 +197,8 @@ pages_frame(m)
 #
 # The same merge taken apart: we record every step of the one ksmd visit that merges `b`'s page with
 # `a`'s (`ksmlab.views.stepper.record_merge`, which snapshots every page after each event of the
-# trace), and follow `page->mapping` of the two pages.
+# machine's trace, `m.trace`: one event per kernel function the kit runs, lesson 2), and follow
+# `page->mapping` of the two pages.
 
 # %%
 import pandas as pd
@@ -257,7 +269,9 @@ print("the node is still in the stable tree:", m.kernel.root_stable_tree.rb_node
 # again: the old KSM page's `struct page`, now an ordinary page of `c`. Then ksmd makes a pass. Its
 # first visit is to `a`'s page, whose rmap_item still says "in the stable tree, under that node"; to
 # take it out (`remove_rmap_item_from_tree`, `ksm.c.after:542-552`) ksmd asks `get_ksm_page` for the
-# node's page.
+# node's page. Below, `node.kaddr` is the node's (made-up) kernel address, so `node.kaddr + 3` is the
+# mapping the node expects; `m.trace.mark()` notes where the trace is, and `m.trace.since(mark)` gives
+# the events after it.
 
 # %%
 from ksmlab.views.tables import trace_frame
@@ -283,8 +297,8 @@ trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tre
 # ### A page in a pagevec
 #
 # A page just faulted in goes into the CPU's pagevec before it reaches an LRU list. The kit drains
-# pagevecs as each ksmd pass begins (as today's kernels do with `lru_add_drain_all()`); before that,
-# the pagevec's reference shows.
+# pagevecs as each ksmd pass begins, as today's kernels do with `lru_add_drain_all()` (drain every
+# CPU's pagevec); before that, the pagevec's reference shows.
 
 # %%
 def page_row(process, addr):
@@ -306,10 +320,24 @@ pd.DataFrame(rows).set_index("when")
 # %% [markdown]
 # - Just written: `_count` 2 for one pte. The second reference is the pagevec's, and the page has no
 #   `lru` flag yet.
-# - After the drain: `_count` 1, `lru` and `active` set (it went to the active anonymous list). Had ksmd tried to merge the page while it sat in the
-#   pagevec, `write_protect_page`'s count check (above) would have refused it
-#   (`Machine(drain_before_pass=False)` shows that).
-#
+# - After the drain: `_count` 1, `lru` and `active` set (it went to the active anonymous list).
+# - Had ksmd tried to merge the page while it sat in the pagevec, `write_protect_page`'s count check
+#   (above) would have refused it. A machine made with `Machine(drain_before_pass=False)` does not
+#   drain, and its two identical pages, still in the processes' pagevec, never merge:
+
+# %%
+for drain in (True, False):
+    m = Machine(mode="upgrade", drain_before_pass=drain)
+    for name in ("a", "b"):
+        process = m.spawn(name)
+        addr = process.mmap(pages=1)
+        process.write(addr, b"same")
+        process.madvise(addr, PAGE_SIZE, "MADV_MERGEABLE")
+    m.ksmd.run(full_scans=2)
+    print(f"drain_before_pass={drain!s:<5}  after two passes: pages_shared {m.ksm_stats()['pages_shared']},",
+          f"pages in a pagevec: {sum(1 for page in m.pages_in_use() if page.pagevec)}")
+
+# %% [markdown]
 # ### An mlocked page
 
 # %%
@@ -340,7 +368,9 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 #   instead.
 # - **Simplifications.** ksmlab's `_count` and `_mapcount` follow the kernel's rules, but addresses
 #   of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints the same
-#   numbers); there is one CPU, so one pagevec; and the page lock never has to wait.
+#   numbers); the processes run on one CPU and ksmd on another, so there are two pagevecs (the
+#   processes' and ksmd's, `ksmlab/page.py`: `PROCESS_CPU`, `KSMD_CPU`); and the page lock never has
+#   to wait.
 #
 # ## Check yourself
 #
@@ -353,7 +383,7 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 #
 # ## References
 #
-# - `PAGE_MAPPING_ANON`, `PageAnon`: `2.6.32.70 include/linux/mm.h:627-654`; `PageKsm`,
+# - `PAGE_MAPPING_ANON`, `PageAnon`: `2.6.32.70 include/linux/mm.h:625-654`; `PageKsm`,
 #   `set_page_stable_node`: `ksm.h.5ad64688:40-61`.
 # - `get_ksm_page`: `ksm.c.after:513-536`; `remove_node_from_stable_tree`: `ksm.c.after:465-482`;
 #   `write_protect_page`: `ksm.c.after:718-769`; `try_to_merge_one_page`: `ksm.c.after:839-895`.

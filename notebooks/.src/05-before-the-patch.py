@@ -44,13 +44,15 @@
 # `kpage`, which `cmp_and_merge_page` then puts into the stable tree:
 
 # %%
-from ksmlab.sources import show
+from ksmlab.sources import show, reading
+reading(lesson=5)   # the key under each listing leaves out what lessons 1-4 defined
 show("ksm.c.before:1226-1247")
 
 # %% [markdown]
 # - Both rmap_items go under the new stable node (`stable_tree_append`), and `put_page(kpage)` drops a
 #   reference that `try_to_merge_two_pages` returned with. The commit removes that `put_page` (lesson 6:
-#   it is *hunk* h7, the seventh piece of the diff), because the new code returns no new page.
+#   it is *hunk* h7, the seventh piece of the diff: lesson 6 numbers the nine pieces h1 to h9), because
+#   the new code returns no new page.
 #
 # ### The old try_to_merge_two_pages, in five pieces
 #
@@ -98,6 +100,12 @@ show("ksm.c.before:867-869")
 # the first merge. `break_cow` (`ksm.c.before:410-433`) faults the address as if the process had
 # written to it (through `break_ksm`, lesson 2), which gives it a private copy again. On any error,
 # `put_page(kpage)` drops the allocation's reference and the function returns NULL.
+#
+# What is then left of `kpage`: no pte (the copy replaced it) and one reference, the pagevec's. When
+# ksmd's pagevec drains, `____pagevec_lru_add` drops that reference too (`release_pages`,
+# `2.6.32.70 mm/swap.c:435`) and `kpage` is freed. Only if the copy's charge fails (lesson 3) does the
+# pte stay on `kpage`: a KSM page with one user, in no tree, charged to no cgroup. Lesson 6 runs the
+# failure path.
 
 # %%
 show("ksm.c.before:974-989")
@@ -118,6 +126,7 @@ show("ksm.c.before:974-989")
 # trace event; `ksmlab.views.stepper`), and keep the events that correspond to the pieces above.
 
 # %%
+import re
 import pandas as pd
 from ksmlab import Machine, PAGE_SIZE
 from ksmlab.views.stepper import record_merge
@@ -137,28 +146,34 @@ def two_same(machine):
 
 snapshots = record_merge(two_same, "allocate")
 NAMES = {1: "a's page", 2: "b's page", 3: "kpage"}
-MILESTONES = ["alloc_page", "copy_user_highpage", "lru_cache_add_lru", "replace_page", "replace_page",
-              "stable_tree_insert", "put_page"]
+# The functions whose events mark the pieces above, in the order they run (replace_page runs twice:
+# first for b's page, the page being scanned, then for a's, the tree page), and the label of each.
+MILESTONES = [("alloc_page", "alloc_page"), ("copy_user_highpage", "copy_user_highpage"),
+              ("lru_cache_add_lru", "lru_cache_add_lru"), ("replace_page", "replace_page (b)"),
+              ("replace_page", "replace_page (a)"), ("stable_tree_insert", "stable_tree_insert"),
+              ("put_page", "put_page")]
 
 
 def milestones(snapshots, wanted=MILESTONES):
-    """(label, what the function did, snapshot): the snapshot before the step; for each function of
-    `wanted` in turn, the state once its event
-    and the events it caused (an uncharge, a free) are done, that is just before the next function
-    of `wanted` begins (the last one: its own event); then the end of the step."""
+    """(label, what the function did, snapshot) for each step: "before", then one per milestone, then
+    the end. A milestone's snapshot is the state just before the next milestone's event, so that it
+    includes what its own event caused (an uncharge, a free); the last one is its own event's."""
     starts, i = [], 1
-    for func in wanted:
-        while snapshots[i].func != func:
+    for func, _ in wanted:
+        while snapshots[i].func != func:              # the next event of this function
             i += 1
         starts.append(i)
         i += 1
     ends = [nxt - 1 for nxt in starts[1:]] + [starts[-1]]
     return [("before", "before the step", snapshots[0])] + \
-        [(f, snapshots[b].what, snapshots[e]) for f, b, e in zip(wanted, starts, ends)] + \
+        [(label, snapshots[b].what, snapshots[e]) for (_, label), b, e in zip(wanted, starts, ends)] + \
         [("end of the step", snapshots[-1].what, snapshots[-1])]
 
 
 STEPS = milestones(snapshots)
+
+
+KINDS = {"-": "new (mapping NULL)"}    # a page just allocated is neither anonymous nor KSM yet
 
 
 def step_table(snapshot, names=NAMES):
@@ -166,12 +181,18 @@ def step_table(snapshot, names=NAMES):
     rows = []
     for page in snapshot.pages:
         rows.append({"page": f"{names.get(page.pfn, 'pfn')} (pfn {page.pfn})", "_count": page.count,
-                     "mapcount": page.mapcount, "kind": page.kind, "in a pagevec": "yes" if page.pagevec else "",
+                     "mapcount": page.mapcount, "kind": KINDS.get(page.kind, page.kind),
+                     "in a pagevec": "yes" if page.pagevec else "no",
                      "charged to": "" if page.kind == "free" else page.memcg or "no cgroup"})
     return pd.DataFrame(rows).set_index("page")
 
 
-overview = pd.DataFrame([{"step": f"{n} {label}", "what it did": what,
+def named(what, names=NAMES):
+    """The kit's description of an event, with pages by name ("b's page") instead of by pfn."""
+    return re.sub(r"\b(?:the KSM )?page (\d+)\b", lambda m: names.get(int(m.group(1)), m.group(0)), what)
+
+
+overview = pd.DataFrame([{"step": f"{n} {label}", "what it did": named(what),
                           **{f"{NAMES[p.pfn]} _count": p.count for p in snap.pages},
                           "charged to no cgroup": dict(snap.charges)["in use, charged to no cgroup"]}
                          for n, (label, what, snap) in enumerate(STEPS)]).set_index("step")
@@ -180,17 +201,21 @@ overview
 # %% [markdown]
 # - **0 before**: each page has its one pte. From step 1 on, `a`'s and `b`'s pages have `_count` 2:
 #   ksmd holds a reference on each while it works (`follow_page` for the scanned page `b`'s, the
-#   unstable tree walk's `get_mergeable_page` for the tree page `a`'s).
+#   unstable tree walk for the tree page `a`'s: `get_mergeable_page`, which looks the page up as
+#   `follow_page` does, `ksm.c.before:1122`).
 # - **1 alloc_page**: `kpage` is pfn 3, `_count` 1 (the allocation's reference), mapped by nobody, and
 #   already counted as in use and charged to no cgroup.
 # - **2 copy_user_highpage**: the content is copied and `kpage` marked PageKsm (the kit records the
 #   copy and `set_page_stable_node(kpage, NULL)` as one event).
 # - **3 lru_cache_add_lru**: the pagevec's reference: `_count` 2, still no pte.
-# - **4 replace_page** (b): `b`'s pte now maps `kpage` (`_count` 3). `b`'s page lost its pte and so
+# - Between steps 3 and 4, `try_to_merge_one_page` write-protects `b`'s pte (`write_protect_page`),
+#   and between steps 4 and 5 `a`'s. Each step's row and picture show the state just before the next
+#   step begins, so step 3's picture already draws `b`'s pte read-only, and step 4's `a`'s.
+# - **4 replace_page (b)**: `b`'s pte now maps `kpage` (`_count` 3). `b`'s page lost its pte and so
 #   its charge (`page_remove_rmap`, lesson 3), but ksmd still holds it (`follow_page`'s reference,
 #   `_count` 1): it counts as a page in use charged to no cgroup until it is freed at the end of the
 #   step.
-# - **5 replace_page** (a): the same for `a`'s page, through `try_to_merge_with_ksm_page`: `kpage`
+# - **5 replace_page (a)**: the same for `a`'s page, through `try_to_merge_with_ksm_page`: `kpage`
 #   `_count` 4. `a`'s page is freed at once, when `cmp_and_merge_page` drops the reference its
 #   unstable-tree walk took (`put_page(tree_page)`, `ksm.c.before:1231`).
 # - **6 stable_tree_insert**: `kpage->mapping` becomes its stable node; no count changes.
@@ -216,8 +241,10 @@ fig
 
 # %% [markdown]
 # *Figure 1. After each step: the ptes of `a` and `b` (left; dashed: read-only) and the three pages
-# (right; grey: charged to no cgroup, white: free, thick edge: KSM page). Colours are the cgroups
-# `A` and `B`.*
+# (right; grey: charged to no cgroup, white: free, thick edge: KSM page; kind `-`: a page just
+# allocated, with no mapping yet). Colours are the cgroups `A` and `B`. Each picture is the state just
+# before the next step begins: a pte turns dashed in the step *before* the `replace_page` that moves
+# it, because `write_protect_page` runs between the two.*
 #
 # - The two ordinary pages keep their cgroups' colours until their ptes move to `kpage`; `kpage` is
 #   grey from the start, and stays grey.
@@ -260,8 +287,8 @@ print(step_panel(1))
 #   and the two cgroups that use it are charged nothing (lesson 3's escape from the limit).
 # - **The pagevec's reference.** `kpage` stays in ksmd's pagevec, off every LRU list, until the
 #   pagevec drains; that is why the old `VM_LOCKED` branch called `lru_add_drain()` before
-#   `mlock_vma_page(kpage)` (`ksm.c.before:874-877`), which must isolate the page from its LRU list.
-#   Lesson 8 is about that branch.
+#   `mlock_vma_page(kpage)` (`ksm.c.before:874-877`; it moves a page to the unevictable list), which
+#   must isolate the page from its LRU list. Lesson 8 is about that branch.
 # - **Simplification.** The kit records `copy_user_highpage` and `set_page_stable_node` as one event;
 #   ksmd's trylocks never fail in the kit, so the path where `try_to_merge_one_page` gives up on a
 #   locked page is not shown here.
