@@ -132,12 +132,15 @@ class Listing:
 
     __str__ = __repr__
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str | None:
+        """HTML only for a listing with a key (its links); without one, the text is the whole output."""
+        if not self.key:
+            return None
         width = len(str(self.numbered[-1][0]))
         body = "\n".join(f"{n:>{width}}  {line.expandtabs(8)}" for n, line in self.numbered)
         listing = (f'<pre class="ksmlab-listing" style="margin:0">{html.escape(self.citation)}\n'
                    f"{html.escape(body)}</pre>")
-        return f"<div>{listing}{self.key._repr_html_()}</div>" if self.key else f"<div>{listing}</div>"
+        return f"<div>{listing}{self.key._repr_html_()}</div>"
 
 
 def lines(citation: str, context: int = 0) -> Listing:

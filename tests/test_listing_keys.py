@@ -154,3 +154,15 @@ def test_reading_refuses_a_lesson_that_is_not_one(bad):
     with pytest.raises(KsmlabError, match="give the lesson's number"):
         reading(bad)
     assert sources._READING["lesson"] is None
+
+
+def test_a_listing_without_a_key_is_text_only_as_before():
+    """Lessons that do not call reading() keep their stored outputs: plain text, no HTML."""
+    reading(None)
+    assert lines("ksm.c.after:1378").key is None and lines("ksm.c.after:1378")._repr_html_() is None
+    try:
+        reading(lesson=2)
+        page = show("ksm.c.after:1378-1392")._repr_html_()
+        assert page.startswith("<div><pre") and "cond_resched" in page
+    finally:
+        reading(None)
