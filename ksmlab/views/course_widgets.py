@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -221,18 +222,24 @@ def stepper_text(recorded: dict[str, list[Snapshot]], steps=0) -> str:
     for mode, snaps in recorded.items():
         j = _step_of(recorded, steps, mode)
         snap = snaps[j]
+        def line(text: str) -> None:        # one field per line, wrapped: the twin prints readably
+            out.append(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="      "))
+
         if j == 0:
             out.append(f"{mode}: step 0 of {len(snaps) - 1}: before the step")
         else:
             what = "; ".join(changes(snaps[j - 1], snap)) or "nothing the tables show"
             match = _counterpart_text(recorded, mode, j)
-            out.append(f"{mode}: step {j} of {len(snaps) - 1}: {snap.func}: {snap.what}"
-                       + (f" [{snap.hunk}]" if snap.hunk else "") + f" · changed: {what}"
-                       + (f" · {match}" if match else ""))
-        out.append("  ptes: " + ", ".join(f"{p.key}→{p.pfn}{'' if p.write else ' ro'}" for p in snap.ptes))
-        out.append("  pages: " + ", ".join(f"{p.pfn} {p.kind} _count {p.count} mapcount {p.mapcount} "
-                                          f"{p.cell('memcg')}" for p in snap.pages))
-        out.append("  charged: " + "; ".join(f"{k} {v}" for k, v in snap.charges if k != "root" or v))
+            out.append(textwrap.fill(f"{mode}: step {j} of {len(snaps) - 1}: {snap.func}: {snap.what}"
+                                     + (f" [{snap.hunk}]" if snap.hunk else ""),
+                                     width=100, subsequent_indent="      "))
+            line(f"changed: {what}")
+            if match:
+                line(match)
+        line("ptes: " + ", ".join(f"{p.key}→{p.pfn}{'' if p.write else ' ro'}" for p in snap.ptes))
+        line("pages: " + ", ".join(f"{p.pfn} {p.kind} _count {p.count} mapcount {p.mapcount} "
+                                   f"{p.cell('memcg')}" for p in snap.pages))
+        line("charged: " + "; ".join(f"{k} {v}" for k, v in snap.charges if k != "root" or v))
     return "\n".join(out)
 
 

@@ -89,7 +89,8 @@ hunks_frame()[["file", "kind", "switches"]]
 
 # %%
 def two_tenants(m):
-    """a (cgroup A) and b (cgroup B) each write the same page and madvise it, a first; one full scan."""
+    """a (cgroup A) and b (cgroup B) each write the same page and madvise it, a first;
+    then one full scan."""
     m.add_cgroup("A"); m.add_cgroup("B")
     for name in "ab":
         p = m.spawn(name, cgroup=name.upper())
@@ -131,7 +132,8 @@ show_hunk("h1")
 #   `try_to_merge_one_page` in one merge, per mode:
 
 # %%
-{mode: [call.args[1:] for call in probed(mode, "try_to_merge_one_page")[1]] for mode in ("allocate", "upgrade")}
+{mode: [call.args[1:] for call in probed(mode, "try_to_merge_one_page")[1]]
+ for mode in ("allocate", "upgrade")}
 
 # %% [markdown]
 # - Before the commit both calls pass a real kpage, page 3, which `alloc_page` made; after it the first
@@ -153,15 +155,26 @@ show_hunk("h2")
 #   - `kpage == NULL` (`:869`): upgrade `page` itself. `set_page_stable_node(page, NULL)` (`:875`) sets
 #     `page->mapping` to `PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` with a NULL node, the value `0x3`
 #     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
-#     the node's address in (`set_page_stable_node(kpage, stable_node)`, `ksm.c.after:1063`). The comment (`:870-874`) says why it is safe: the page
-#     lock is held (taken at `:860`), and every reader that matters takes it too, except one (hunk h8).
+#     the node's address in (`set_page_stable_node(kpage, stable_node)`, `ksm.c.after:1063`). The
+#     comment (`:870-874`) says why this is safe: the page lock is held (taken at `:860`). Which other
+#     code could look at the page meanwhile is in the box after this list.
 #   - `mark_page_accessed(page)` (`:876`): the old code put its new kpage on the active anonymous LRU
 #     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is already
 #     on an LRU list since its fault; `mark_page_accessed` sets `PG_referenced`, or, if the page was
 #     already referenced and is on the inactive list, moves it to the active one
 #     (`2.6.32.70 mm/swap.c:204-213`). Either way the new KSM page counts as recently used, as the old
 #     fresh kpage did.
-#   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected.
+#   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected. Note what it does
+#     *not* do: compare contents. The old path compared `pages_identical(page, kpage)` after
+#     write-protecting, because its kpage was a copy made earlier (`ksm.c.before:957`, before the merge at
+#     `:965`), and either page could have been written in between. The new first call compares nothing,
+#     and need not: its page is the KSM page itself. The comparison that matters comes in the second
+#     call, `try_to_merge_one_page(tree page's vma, tree_page, page)`: it write-protects the tree page
+#     and then runs `pages_identical(tree_page, page)` (`:878`) with both pages read-only everywhere, so
+#     neither can change any more (a write now faults and copies). If b wrote its page after the
+#     unstable-tree search compared it (`memcmp_pages`, `ksm.c.after:1110`), that comparison fails, the
+#     second call returns an error, and `try_to_merge_two_pages` undoes the upgrade with `break_cow`
+#     (`:961-962`, hunk h6).
 #   - `else if (pages_identical(page, kpage)) err = replace_page(...)` (`:878-879`): the old path,
 #     unchanged, for a real kpage.
 # - The `VM_LOCKED` block (`ksm.c.after:882-890`) runs after a successful merge in an area the process
@@ -186,10 +199,31 @@ show_hunk("h2")
 #   lines switched off on its own, including the old code where the drain really runs. The guard is run
 #   below, after the two tables.
 #
+# > **Who else looks at the page while it changes from anon to KSM?** The commit message answers: "This
+# > upgrade from PageAnon to PageKsm takes place under page lock (via a somewhat hacky NULL kpage
+# > interface), and audit showed only one place which needed to cope with the race - page_referenced()
+# > is sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of
+# > getting anon_vma and flags together (no problem if the page goes ksm an instant after, the
+# > integrity of that anon_vma list is unaffected)." The code that decides something from `PageAnon` /
+# > `PageKsm` of a mapped page, and how it is kept safe:
+# >
+# > - a pte added to the page (`page_add_anon_rmap`, from the swap-in fault): its callers hold the page
+# >   lock; hunk h9 documents that below;
+# > - a write fault (`do_wp_page`): it tests `PageAnon && !PageKsm` before it has the lock
+# >   (`memory.c.5ad64688-excerpts.c:49`), but then takes the lock, waiting for ksmd if need be (`:50-53`),
+# >   and decides whether to reuse the page in place with `reuse_swap_page` under that lock (`:63`),
+# >   which in 2.6.33 returns 0 for a PageKsm page, so the writer gets a copy (that test is in
+# >   `mm/swapfile.c`, which the kit does not ship, so this one is not checked against a shipped file);
+# > - reclaim unmapping the page (`try_to_unmap`): it runs with the page locked (`shrink_page_list` takes
+# >   it with `trylock_page`, `2.6.32.70 mm/vmscan.c:610`, before `try_to_unmap` at `:676`);
+# > - reclaim asking whether the page was used lately (`page_referenced`): for an anonymous page it
+# >   does *not* take the lock. That is the one place, and hunk h8 below.
+#
 # The run: the calls of `try_to_merge_one_page` in one merge, with each page argument before → after.
 
 # %%
-h2 = {mode: calls_frame(probed(mode, "try_to_merge_one_page")[1], ("kind", "mapping", "memcg", "count", "flags"))
+h2 = {mode: calls_frame(probed(mode, "try_to_merge_one_page")[1],
+                        ("kind", "mapping", "memcg", "count", "flags"))
       for mode in ("allocate", "upgrade")}
 h2["allocate"]
 
@@ -214,6 +248,8 @@ h2["upgrade"]
 # (`Machine(hunks={"vm_locked_kpage_guard": False})`; every other line stays as after the commit):
 
 # %%
+import textwrap
+
 from ksmlab import KernelOops
 
 
@@ -230,14 +266,15 @@ def locked_tenants(m):
     return m
 
 
-for label, hunks in (("as committed", None), ("without kpage &&", {"vm_locked_kpage_guard": False})):
+for label, hunks in (("as committed", None),
+                     ("without kpage &&", {"vm_locked_kpage_guard": False})):
     m = locked_tenants(Machine(mode="upgrade", hunks=hunks))
     try:
         m.ksmd.run(full_scans=1)
         print(f"{label}: merged, pages_sharing {m.ksm_stats()['pages_sharing']};",
               f"page 2 {pages_frame(m).loc[2, 'flags']}")
     except KernelOops as oops:
-        print(f"{label}: {oops}")
+        print(textwrap.fill(f"{label}: {oops}", width=100, subsequent_indent="    "))
 
 # %% [markdown]
 # - As committed, the first call (b's page, `kpage` NULL) skips the block; the second merges a's page
@@ -365,12 +402,14 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 # - The upgraded page also has `lru` and `active`: it has been on the active anonymous LRU list since
 #   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:403`), where the old kpage went only when ksmd's
 #   pagevec drained.
-# - Later kernels stopped marking the page dirty in `add_to_swap` and rely on the dirty bits of the page
-#   and its ptes instead. Today's `write_protect_page` also cleans the pte as it write-protects it,
-#   moving its dirty bit to the folio right there (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then
-#   `pte_mkclean`). So after upgrading, today's code sets the page dirty if it is not yet, because "page
-#   reclaim just frees a clean page with no dirty ptes: make sure that the ksm page would be swapped"
-#   (`ksm.c.6.12.117:1486-1490`).
+# - Later kernels stopped marking the page dirty in `add_to_swap` (with the `MADV_FREE` work, which lets
+#   reclaim simply free a clean anonymous page whose ptes are clean too). From then on a page's own
+#   dirty bit, or a pte's, is what gets it written to swap. A KSM page can lose every dirty pte (a's
+#   pte is clean from the start, and b's goes when b writes or exits), and today's `write_protect_page`
+#   even cleans the pte as it write-protects it, moving its dirty bit to the folio
+#   (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then `pte_mkclean`). So after upgrading, today's
+#   code sets the page dirty if it is not yet, because "page reclaim just frees a clean page with no
+#   dirty ptes: make sure that the ksm page would be swapped" (`ksm.c.6.12.117:1486-1490`).
 
 # %%
 show("modern:1481-1494")
@@ -408,7 +447,8 @@ show_hunk("h6")
 
 # %%
 def pinned_tree_page(m, fork=False):
-    """b's twin page is on the LRU; a's twin page still sits in CPU 0's pagevec (one more reference)."""
+    """b's twin page is on the LRU; a's twin page still sits in CPU 0's pagevec
+    (one more reference)."""
     m.add_cgroup("A"); m.add_cgroup("B")
     a, b = m.spawn("a", cgroup="A"), m.spawn("b", cgroup="B")
     twin_b = b.mmap(pages=1)
@@ -427,7 +467,8 @@ def pinned_tree_page(m, fork=False):
 
 
 def failure(mode, fork=False):
-    m, calls = probed(mode, "try_to_merge_two_pages", lambda m: pinned_tree_page(m, fork), drain_before_pass=False)
+    m, calls = probed(mode, "try_to_merge_two_pages", lambda m: pinned_tree_page(m, fork),
+                      drain_before_pass=False)
     events = trace_frame(calls[0].events)[["function", "process", "pfn", "what"]]
     return m, calls[0].returned, events
 
@@ -530,7 +571,10 @@ kpage_counts("upgrade")
 
 # %% [markdown]
 # - b's page has 1 (its pte), 2 while ksmd holds it (`follow_page`), 3 when a's pte joins, and ends at
-#   exactly its two ptes once `ksm_do_scan` drops ksmd's reference. One more `put_page` would leave
+#   exactly its two ptes once `ksm_do_scan` drops ksmd's reference. (The first row is the event that
+#   starts the pass; `follow_page` runs inside `scan_get_next_rmap_item`, but the model records the
+#   reference it takes with the next event, `ksm_do_scan`'s visit of the page, `ksm.c.after:1378`, so
+#   the 2 shows on that row.) One more `put_page` would leave
 #   `_count` below the number of ptes: lesson 08 switches that line back on.
 #
 # ### h8: `ACCESS_ONCE(page->mapping)` in `page_lock_anon_vma` (behaviour; a first reading)
@@ -567,8 +611,10 @@ show_hunk("h8")
 # - **The fix.** `ACCESS_ONCE(x)` reads `x` through a `volatile` pointer, which the compiler must load
 #   exactly once (`rmap.c.after:207`). Test and pointer then come from the same value: either the old
 #   `anon_vma | 1`, and the function locks the page's real anon_vma, which is harmless for a page that is
-#   just becoming KSM (the reader holds `rcu_read_lock`, `:206`, and the memory of an anon_vma stays an
-#   anon_vma until an RCU grace period has passed: its cache is `SLAB_DESTROY_BY_RCU`, `:191-195`); or
+#   just becoming KSM: the ptes still map it, and the anon_vma is still in use by the page's vma (even
+#   one freed meanwhile would be harmless to lock: its cache is `SLAB_DESTROY_BY_RCU`, `:193-194`, so
+#   while the reader holds `rcu_read_lock`, `:206`, that memory can only be reused as another anon_vma,
+#   whose lock word is always a valid spinlock, set up by the cache's constructor, `:182-189`); or
 #   `0x3` / `stable_node | 3`, and the flag test returns NULL ("no references found", which reclaim
 #   tolerates).
 #
@@ -706,18 +752,26 @@ hunk_switches(merged)
 print(switches_view(merged))
 
 # %%
-for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page", "access_once"):
+for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page",
+             "access_once"):
     print(f"--- {name} left out")
     print(switches_view(merged, **{name: False}))
 
 # %% [markdown]
-# - Only `drop_put_page` left out breaks this scenario: the old `put_page(kpage)` takes one reference
-#   too many from the upgraded page (`Bad page state`). `upgrade_in_place` left out is the old
-#   allocating merge: it runs, with the KSM page charged to no cgroup.
+# - Of the five, only `drop_put_page` left out makes this scenario crash: the old `put_page(kpage)` takes
+#   one reference too many from the upgraded page (`Bad page state`).
+# - `upgrade_in_place` left out brings back the old allocating body of h5/h6, but `drop_put_page` stays
+#   on: the old code *without* its `put_page(kpage)`. It runs to the end, with the KSM page charged to no
+#   cgroup, and its `unsafe` line says what is wrong with it: the fresh kpage keeps its allocation
+#   reference for ever, one page leaked per merge (lesson 08, section 3, shows the leak after the
+#   processes exit). The old body is only sound together with its own `put_page(kpage)`.
 # - `vm_locked_kpage_guard` and `drop_lru_add_drain` change only what happens in a `VM_LOCKED` area,
-#   and `access_once` only a concurrent reader: this scenario has neither, so the numbers do not move
-#   (lessons 08 and 09 have the scenarios where they do). The `unsafe` line says which combinations
-#   the kernel could not run safely.
+#   and `access_once` only a concurrent reader: this scenario has neither, so its numbers do not move.
+#   The `unsafe` line still names what would go wrong where they matter: without `kpage &&`, the NULL
+#   dereference in a locked area (run in h2 above). It lists only what the engine itself can run into:
+#   the `ACCESS_ONCE` race needs a second CPU reading at the same moment, so `access_once` left out reads
+#   `unsafe: no` here although the kernel could oops (the race explorer in h8 counts how often).
+#   Lessons 08 and 09 have the scenarios where each of these changes shows.
 #
 # ## Discussion
 #

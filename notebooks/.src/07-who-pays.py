@@ -37,7 +37,9 @@
 # - A page is **charged** to the memory cgroup of the process that faulted it in: at the first write
 #   (`do_anonymous_page`, `memory.c.5ad64688-excerpts.c:467`) or at a COW (`do_wp_page`, `:173`).
 # - It is **uncharged** when its last pte goes (`page_remove_rmap` → `mem_cgroup_uncharge_page`,
-#   `rmap.c.after:752`), whoever unmaps it. A charge never moves to another cgroup.
+#   `rmap.c.after:752`), whoever unmaps it. In this kernel a charge never moves to another cgroup
+#   (later kernels added an option to move a task's charges with it when it changes cgroup; the model
+#   has no such option).
 # - **Before the commit**, ksmd's fresh kpage came from `alloc_page` (`ksm.c.before:946`) with no charge;
 #   both merged pages were uncharged as their ptes moved to it. **After it**, the scanned page is
 #   upgraded (`ksm.c.after:875`) and keeps the charge of whoever faulted it; only the tree page's
@@ -47,7 +49,7 @@
 #
 # | column | meaning |
 # | --- | --- |
-# | maps | ptes of the cgroup's live processes on pages other than the zero page |
+# | maps | ptes of the cgroup's live processes on pages other than the zero page (the kernel's one shared page of zeros, which a read of a never-written page maps; it is charged to nobody) |
 # | charged | pages charged to the cgroup (its usage) |
 # | KSM charged | KSM pages among them |
 #
@@ -57,8 +59,9 @@
 # %%
 import inspect
 from ksmlab import Machine
-from ksmlab.views.accounting import (SCENARIOS, a_tenant_at_its_limit, compare, cow_after_the_merge, fill,
-                                     ksm_pages, one_tenant_with_duplicates, the_owner_exits, three_tenants,
+from ksmlab.views.accounting import (SCENARIOS, a_tenant_at_its_limit, compare,
+                                     cow_after_the_merge, fill, ksm_pages,
+                                     one_tenant_with_duplicates, the_owner_exits, three_tenants,
                                      two_tenants, who_pays)
 
 print(inspect.getsource(fill))
@@ -69,7 +72,8 @@ print(inspect.getsource(two_tenants))
 #
 # ### 1. Two tenants
 #
-# a (cgroup A) and b (B) write the same four pages and madvise them, a first; ksmd runs two full scans.
+# a (cgroup A) and b (B) write the same four pages and madvise them, a first; ksmd runs two full scans
+# (a *full scan*, or *pass*, is ksmd's walk over every page of every registered area, once).
 
 # %%
 compare(two_tenants, "two tenants")
@@ -160,8 +164,9 @@ compare(a_tenant_at_its_limit, "a tenant at its limit")
 # %% [markdown]
 # - allocate: the merge uncharged B (its pages moved to uncharged KSM pages), so b's 4 new pages fit:
 #   B's processes map 8 pages and B is charged 4. Merged memory escapes the limit.
-# - upgrade: B still pays for its 4 KSM pages, so the first new page is refused (`OutOfMemory`; the
-#   kernel would run the memcg OOM killer, see lesson 03). B's limit holds for what its processes use.
+# - upgrade: B still pays for its 4 KSM pages, so the first new page is refused (`OutOfMemory`, the
+#   model's exception for a charge over the limit; the kernel would run the memcg OOM killer first, see
+#   lesson 03). B's limit holds for what its processes use.
 #
 # ### Try it: a playground
 #

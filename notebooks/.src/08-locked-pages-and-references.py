@@ -50,6 +50,8 @@
 # KSM page. This is the branch, before and after the commit:
 
 # %%
+import textwrap
+
 from ksmlab import Machine, PAGE_SIZE
 from ksmlab.sources import show
 from ksmlab.views.diffs import show_hunk
@@ -74,7 +76,8 @@ show("ksm.c.after:882-890")
 
 # %%
 def locked_twins(m, locked=("a", "b")):
-    """a (A) and b (B) hold the same page; the processes in `locked` mlock it; both madvise, a first."""
+    """a (A) and b (B) hold the same page; the processes in `locked` mlock it;
+    both madvise, a first."""
     m.add_cgroup("A"); m.add_cgroup("B")
     for name in "ab":
         p = m.spawn(name, cgroup=name.upper())
@@ -94,7 +97,7 @@ def merging_pass(mode, hunks=None, locked=("a", "b")):
     try:
         m.ksmd.run(full_scans=1)
     except Exception as oops:            # a KernelOops: the machine stops, and stays inspectable
-        print(type(oops).__name__ + ":", oops)
+        print(textwrap.fill(f"{type(oops).__name__}: {oops}", width=100, subsequent_indent="    "))
     columns = ["function", "process", "pfn", "what", "hunk", "source"]
     return m, trace_frame(m.trace.since(mark))[columns]
 
@@ -111,7 +114,8 @@ def locked_pages(m):
 
 # %%
 m, events = merging_pass("upgrade")
-events[events["hunk"].isin(["h2", "h5"]) | events["function"].isin(["putback_lru_page", "replace_page"])]
+events[events["hunk"].isin(["h2", "h5"])
+       | events["function"].isin(["putback_lru_page", "replace_page"])]
 
 # %% [markdown]
 # - The first call (b's page, `kpage` NULL) upgrades page 2 and skips the branch: `kpage &&` is false.
@@ -148,9 +152,10 @@ events.tail(3)
 # pagevec when the first merge moves b's mlock onto it:
 
 # %%
+DRAIN_EVENTS = ["lru_cache_add_lru", "munlock_vma_page", "putback_lru_page", "lru_add_drain",
+                "try_to_merge_one_page"]
 m, events = merging_pass("allocate")
-events[events["function"].isin(["lru_cache_add_lru", "munlock_vma_page", "putback_lru_page", "lru_add_drain",
-                                "try_to_merge_one_page"])]
+events[events["function"].isin(DRAIN_EVENTS)]
 
 # %% [markdown]
 # - `lru_add_drain` (`ksm.c.before:875`) empties ksmd's pagevec: the kpage goes onto an LRU list, and
@@ -165,8 +170,7 @@ locked_pages(m)
 
 # %%
 m, events = merging_pass("allocate", {"drop_lru_add_drain": True})
-events[events["function"].isin(["lru_cache_add_lru", "munlock_vma_page", "putback_lru_page", "lru_add_drain",
-                                "try_to_merge_one_page"])]
+events[events["function"].isin(DRAIN_EVENTS)]
 
 # %%
 locked_pages(m)
@@ -185,11 +189,12 @@ locked_pages(m)
 
 # %%
 m_kept, events_kept = merging_pass("upgrade", {"drop_lru_add_drain": False}, locked=("a",))
-events_kept[events_kept["function"].isin(["munlock_vma_page", "putback_lru_page", "lru_add_drain", "__free_page"])]
+MLOCK_EVENTS = ["munlock_vma_page", "putback_lru_page", "lru_add_drain", "__free_page"]
+events_kept[events_kept["function"].isin(MLOCK_EVENTS)]
 
 # %%
 m_new, events_new = merging_pass("upgrade", locked=("a",))
-events_new[events_new["function"].isin(["munlock_vma_page", "putback_lru_page", "lru_add_drain", "__free_page"])]
+events_new[events_new["function"].isin(MLOCK_EVENTS)]
 
 # %%
 import pandas as pd

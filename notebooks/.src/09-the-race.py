@@ -135,10 +135,15 @@ show("rmap.c.after:207")
 #
 # `ACCESS_ONCE(page->mapping)` is a volatile read, and the compiler must perform it exactly once. With
 # it, the test and the pointer come from the same value, so only the first and the last rows remain.
-# The first row is right even if the page turns KSM an instant later. The anon_vma stays valid: the
-# reader is inside `rcu_read_lock()` (read-copy-update: memory freed meanwhile is not reused until the
-# reader leaves), and anon_vmas come from a `SLAB_DESTROY_BY_RCU` cache (`rmap.c.after:191-195`). And the
-# ptes still map this same page.
+# The first row is right even if the page turns KSM an instant later. Here the anon_vma is not even
+# freed: A's vma still uses it, and the ptes still map this same page. And even an anon_vma freed
+# meanwhile would be safe to lock: the reader is inside `rcu_read_lock()` (read-copy-update), and anon_vmas
+# come from a `SLAB_DESTROY_BY_RCU` cache (`rmap.c.after:193-194`). That does not stop a freed anon_vma
+# from being reused at once, but only *as another anon_vma*: the slab's memory is not handed back for
+# other uses until the readers have left, so it stays a `struct anon_vma` whose lock word is always a
+# valid spinlock, set up by the cache's constructor (`anon_vma_ctor`, `rmap.c.after:182-189`). The kernel's
+# own comment says so: a reader "may have optimistically looked up an anon_vma in page_lock_anon_vma()
+# and that may actually touch the spinlock even in the newly allocated vma" (`rmap.c.after:90-94`).
 #
 # ### 4. The mapper and the page lock: hunk h9
 #
@@ -162,7 +167,8 @@ show("rmap.c.after:662-687")
 show("memory.c.5ad64688-excerpts.c:354-357")
 
 # %% [markdown]
-# `ksm_might_need_to_copy` (from the later commit 5ad64688, `ksm.h.5ad64688:62-86`) returns the page
+# `ksm_might_need_to_copy` (from the later commit 5ad64688, `ksm.h.5ad64688:62-86`; at the commit of this
+# course, 80e14822, the line is not there yet, and the race does not depend on it) returns the page
 # itself unless it belongs to another anon_vma or offset, in which case it returns a copy; here B's
 # page is A's anon page, so it returns the page. In the next excerpt `reuse_swap_page` decides, on a
 # write fault only, whether this process is the page's sole user so that its pte may be made writable
@@ -194,7 +200,8 @@ show("memory.c.5ad64688-excerpts.c:395-409")
 
 # %%
 from ksmlab import race
-from ksmlab.views.race import paths_frame, outcome_frame, counts_frame, witness_stepper, witness_step, draw_schedule
+from ksmlab.views.race import (paths_frame, outcome_frame, counts_frame, witness_stepper,
+                               witness_step, draw_schedule)
 from ksmlab.views.tables import show as show_table
 show_table(paths_frame("reclaim", access_once=False))
 
@@ -206,7 +213,9 @@ show_table(paths_frame("reclaim", access_once=False))
 # make ksmd back off before any upgrade:
 
 # %%
-print(race.PRECONDITIONS)
+import textwrap
+
+print(textwrap.fill(race.PRECONDITIONS, width=100))
 print()
 print(race.SCENARIOS["reclaim"].preconditions)
 
@@ -326,7 +335,8 @@ for mode in ("allocate", "upgrade"):
     p.write(addr, b"hello")
     anon_vma = m.kernel.page_lock_anon_vma(p.page_at(addr))
     e = race.explore("reclaim", machine=m)
-    print(f"{mode:<9} loads at {', '.join(PAGE_LOCK_ANON_VMA_LOADS[m.switches['access_once']]):<38} "
+    loads = ", ".join(PAGE_LOCK_ANON_VMA_LOADS[m.switches["access_once"]])
+    print(f"{mode:<9} loads at {loads:<38} "
           f"sequentially: {anon_vma}; explored: {e.total} schedules, {e.counts['oops_0x2']} oops")
 
 # %% [markdown]
@@ -335,7 +345,12 @@ for mode in ("allocate", "upgrade"):
 #
 # ## Discussion
 #
-# **How the counts compare with the analysis of the race.** The analysis behind h8 and h9 says that a double load can mix `anon_vma|1` with `0x3` (oops at 0x2) or with `stable_node|3` (a lock
+# **How the counts compare with the analysis of the race.** The commit message gives its author's audit:
+# "This upgrade from PageAnon to PageKsm takes place under page lock (via a somewhat hacky NULL kpage
+# interface), and audit showed only one place which needed to cope with the race - page_referenced() is
+# sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of getting
+# anon_vma and flags together (no problem if the page goes ksm an instant after, the integrity of that
+# anon_vma list is unaffected)." Reading the code behind h8 and h9 closely adds that a double load can mix `anon_vma|1` with `0x3` (oops at 0x2) or with `stable_node|3` (a lock
 # taken 2 bytes into a `struct stable_node`). It says the opposite order is harmless, that with
 # `ACCESS_ONCE` only the real anon_vma or NULL remain, and that a racing first mapping without the page
 # lock could downgrade a KSM page. The explorer agrees on every one of these points and adds four that

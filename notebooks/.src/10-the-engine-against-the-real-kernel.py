@@ -14,15 +14,6 @@
 # %% [markdown]
 # # 10 · The engine against the real kernel
 #
-# `LIVE` guards the only cell that touches this machine's KSM (the live run in the Practical); it stays
-# `False`, so Run All reads only the recorded results and runs the engine.
-
-# %%
-# To run the live part (root, a Linux kernel with KSM, and a machine nobody else uses: KSM is
-# machine-wide), set LIVE = True and run the cells again.
-LIVE = False
-
-# %% [markdown]
 # **Aim.** Everything the course has shown comes from a model. This lesson checks the model against
 # the real thing: the same twenty scenarios, written once against the `Machine` API, run on the engine
 # and on a live Linux KSM, page by page and charge by charge; and it says where and why they differ.
@@ -40,6 +31,14 @@ LIVE = False
 # **Contents.** *Theory*: what was recorded and how; what changed in KSM since 2009. *Practical*: the
 # accounting scenario on both machines, counters and owner map; all twenty scenarios; the variants that
 # disagree, by name; the live run. Then a discussion and three questions.
+#
+# `LIVE`, in the next cell, guards the only cell that touches this machine's KSM (the live run, section
+# 5 of the Practical). It stays `False`, so Run All reads only the recorded results and runs the engine.
+
+# %%
+# To run the live part (root, a Linux kernel with KSM, and a machine nobody else uses: KSM is
+# machine-wide), set LIVE = True and run the cells again.
+LIVE = False
 
 # %% [markdown]
 # ## Theory
@@ -47,8 +46,12 @@ LIVE = False
 # ### What was recorded
 #
 # `ksmlab.real.RealMachine` has `Machine`'s API, backed by real processes, real memory cgroups and the
-# real ksmd, stepped one full scan at a time (ksmd is stopped with `run=0` between steps). The kit ships
-# one recording (`ksmlab/data/observations/`): each scenario run three times on a live kernel, with
+# real ksmd, stepped one full scan at a time. Between steps ksmd is stopped by writing `0` to
+# `/sys/kernel/mm/ksm/run` (`1` runs it; `2` would unmerge every KSM page), so every count is read at a
+# full-scan boundary. Memory cgroups are made through the cgroup-v1 memory interface (`memory.limit_in_bytes`
+# and friends), the one `RealMachine` drives; today's kernels still offer it when built with it,
+# deprecated in favour of cgroup v2, and the recording below was made with it. The kit ships one
+# recording (`ksmlab/data/observations/`): each scenario run three times on a live kernel, with
 # identical results. Which kernel, and when:
 
 # %%
@@ -69,22 +72,43 @@ print("stepping:", obs["stepping"])
 # %% [markdown]
 # ### Today's kernel is not the 2009 kernel
 #
-# The commit's upgrade in place survives in today's `mm/ksm.c` (`ksm.c.6.12.117:1474-1494`), so
-# `mode="upgrade"` can be checked against a live kernel. `mode="allocate"` cannot: no kernel since 2.6.33
-# allocates the KSM page. Later changes that a scenario can see are options of `Machine`; the recording
-# was made with each set as the last column says:
+# The commit's upgrade in place survives in today's `mm/ksm.c`, so `mode="upgrade"` can be checked
+# against a live kernel. `mode="allocate"` cannot: no kernel since 2.6.33 allocates the KSM page. The kit
+# ships `mm/ksm.c` of Linux 6.12.117 (cited as `modern:`), a long-term release, not of 6.18, the recorded
+# kernel: the upgrade (`ksm.c.6.12.117:1474-1494`) and the order below are what 6.12 shows, and the
+# recording's agreement with the engine is the evidence that 6.18 behaves the same in these scenarios.
+#
+# Later changes that a scenario can see are options of `Machine`:
+#
+# - the **checksum gate**: ksmd merges a page only once its checksum (a hash of its contents) is the same
+#   as on ksmd's previous visit, so a page that is still changing ("volatile") is left alone. In 2009
+#   `cmp_and_merge_page` searched the stable tree first and tested the checksum only before the unstable
+#   tree; today it tests the checksum first (`ksm.c.6.12.117:2252-2256`, before the stable-tree search at
+#   `:2263`);
+# - **smart_scan**: ksmd skips, for a few passes, pages that have failed to merge several times;
+# - **use_zero_pages**: a page of zeros is merged with the kernel's shared zero page (the one page of
+#   zeros that every never-written page is mapped to on a read) instead of becoming a KSM page;
+# - **max_page_sharing**: at most N ptes share one KSM page; beyond that the stable tree keeps a *chain*
+#   of several KSM pages with the same contents.
+#
+# The recording was made with each set as the last column says:
 
 # %%
 pd.DataFrame([
-    ("checksum gate before the stable-tree search", "6.11", "checksum_first=True", "on: a late joiner needs 2 passes"),
+    ("checksum gate before the stable-tree search", "6.11", "checksum_first=True",
+     "on: a late joiner needs 2 passes"),
     ("smart_scan: skip pages that never merge", "6.7", "smart_scan=True", "off (smart_scan=0)"),
-    ("zero-filled pages merged with the zero page", "4.11", "use_zero_pages=True", "off (use_zero_pages=0)"),
-    ("at most N sharers per KSM page (chains)", "4.13", "max_page_sharing=N", "256; no scenario reaches it"),
+    ("zero-filled pages merged with the zero page", "4.11", "use_zero_pages=True",
+     "off (use_zero_pages=0)"),
+    ("at most N sharers per KSM page (chains)", "4.13", "max_page_sharing=N",
+     "256; no scenario reaches it"),
     ("max_kernel_pages limit", "removed in 2.6.33", "sysfs max_kernel_pages", "0 (no limit)"),
 ], columns=["change", "since Linux", "ksmlab option", "in the recording"]).set_index("change")
 
 # %% [markdown]
-# *Table 1. Kernel changes since the commit that a scenario can see, and how the engine models them.*
+# *Table 1. Kernel changes since the commit that a scenario can see, and how the engine models them. The
+# "since" releases are approximate, from the kit's notes, not checked against shipped sources (the kit
+# ships only 6.12's `mm/ksm.c`, which has all four).*
 #
 # ## Practical
 #
@@ -94,7 +118,23 @@ pd.DataFrame([
 # The same function drives both machines:
 
 # %%
+from ksmlab.scenarios import merged_pair
+
 print(inspect.getsource(SCENARIOS["two_cgroups_a_first"]))
+print(inspect.getsource(merged_pair))
+
+# %% [markdown]
+# How a scenario reads (`ksmlab/scenarios.py`):
+#
+# - `merged_pair(m, "A", "B")` makes the two cgroups and processes, writes the pages, madvises them in
+#   that order and runs ksmd for two full scans; it returns `t`, the scenario's *trace* of records (so
+#   far one record of the KSM counters after each of those scans), and the processes and addresses.
+# - `t.scan(1)` runs one more full scan and records the counters; `.end()` adds the last record (the
+#   pages charged per cgroup, and the owner map of section 2) and returns the list of records.
+# - `canonical(records)` writes those records in the form the recording is stored in (JSON: cgroup
+#   names as strings, "no cgroup" as `"null"`), so the two machines' records compare with `==`.
+# - `engine_for_parity(kernel)` is a `Machine` set up like the recorded kernel: upgrade mode, the
+#   checksum gate first (for Linux 6.11 and later), no `max_kernel_pages` limit.
 
 # %%
 recorded = obs["scenarios"]["two_cgroups_a_first"]["records"]
@@ -114,10 +154,12 @@ pd.concat({"ksmlab": counters(predicted), LINUX: counters(recorded)}, axis=0)
 #   machines count the same after every scan.
 #
 # The memory cgroups: the distinct physical frames behind the mappings, by the cgroup charged for them
-# (on Linux read from `/proc/<pid>/pagemap` and `/proc/kpagecgroup`):
+# (on Linux read from `/proc/<pid>/pagemap`, which gives the physical frame behind each virtual page,
+# and `/proc/kpagecgroup`, which gives each frame's memory cgroup):
 
 # %%
-pd.DataFrame({"ksmlab": predicted[-1]["memcg"], LINUX: recorded[-1]["memcg"]}).rename(index={"null": "in use, charged to no cgroup"})
+memcg = pd.DataFrame({"ksmlab": predicted[-1]["memcg"], LINUX: recorded[-1]["memcg"]})
+memcg.rename(index={"null": "in use, charged to no cgroup"})
 
 # %% [markdown]
 # - B pays for all 16 merged pages and A for none, on both machines, as `ksm.c.after` predicts: the page
@@ -137,7 +179,8 @@ kernel_map = pd.DataFrame(recorded[-1]["frames"], columns=columns).set_index(["p
 pd.concat({"ksmlab": engine_map.head(6), LINUX: kernel_map.head(6)}, axis=0)
 
 # %%
-print("pages:", len(engine_map), "| identical rows:", int((engine_map == kernel_map).all(axis=1).sum()))
+same = int((engine_map == kernel_map).all(axis=1).sum())
+print("pages:", len(engine_map), "| identical rows:", same)
 
 # %% [markdown]
 # ### 3. All twenty scenarios
@@ -173,7 +216,8 @@ def engine(**options):
 variants = {"upgrade, checksum gate first (as recorded)": dict(mode="upgrade", checksum_first=True),
             "upgrade, 2009 order (stable tree first)": dict(mode="upgrade"),
             "allocate (before the commit)": dict(mode="allocate", checksum_first=True)}
-disagree = {label: [name for name, fn in SCENARIOS.items() if not agrees(canonical(fn(engine(**options))), name)]
+disagree = {label: [name for name, fn in SCENARIOS.items()
+                    if not agrees(canonical(fn(engine(**options))), name)]
             for label, options in variants.items()}
 for label, names in disagree.items():
     print(f"{label}: {', '.join(names) or 'none'}")
@@ -192,7 +236,7 @@ for label, names in disagree.items():
 # ### 5. Running it live
 #
 # The live run needs root, a kernel with KSM (`/sys/kernel/mm/ksm/`) and the cgroup-v1 memory
-# controller, and a machine no one else uses: there is one ksmd per kernel, its settings and counters
+# controller mounted (see Theory), and a machine no one else uses: there is one ksmd per kernel, its settings and counters
 # are machine-wide, and it merges every process that called `MADV_MERGEABLE`. `RealMachine` saves
 # every KSM setting it touches and puts them back (`run` last), removes its cgroups and ends its
 # processes, whether the scenario succeeds, fails or is interrupted. From a terminal:
@@ -238,8 +282,8 @@ else:
 #    in each order?
 # 3. Why can no live kernel check `mode="allocate"`, and why must a live run have a machine to itself?
 #
-# The exercises for this lesson are in [exercises/10-the-engine-against-the-real-kernel.ipynb](../exercises/10-the-engine-against-the-real-kernel.ipynb)
-# when they exist; until then, write a scenario of your own (Discussion).
+# This lesson has no exercise notebook yet (`exercises/` has none for it); as an exercise, write a
+# scenario of your own (Discussion) and run it on `engine_for_parity()`.
 #
 # ## References
 #
