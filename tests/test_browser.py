@@ -192,7 +192,7 @@ def _settled(page, locator, quiet_ms: int = 250, timeout_ms: int = 30_000) -> st
     return text
 
 
-def _screenshots(page, folder: Path, limit: int = 40) -> None:
+def _screenshots(page, folder: Path, limit: int = 60) -> None:
     """The lesson's first screen; with KSMLAB_SCREENSHOTS=all, the whole lesson as a person scrolls it,
     one screenshot per screenful (about 10 s more per lesson, so not by default)."""
     shutil.rmtree(folder, ignore_errors=True)

@@ -66,6 +66,17 @@ def _rows(frame: pd.DataFrame):
     yield from frame.tail(TAIL_ROWS).iterrows()
 
 
+def _whole(text: str, header: bool = False) -> str:
+    """The extra style that keeps a short word whole (a pfn, ``ksm.c.after:953``, a function name).
+
+    Data cells wrap anywhere so that a long one never pushes the table wider than the window, but a
+    cell of one short word broken in two reads badly ("ksm.c.after:95" / "3"); a header breaks only
+    between its words."""
+    if len(text) <= NOWRAP_LABEL and not any(ch.isspace() for ch in text):
+        return ";white-space:nowrap"
+    return ";overflow-wrap:normal" if header else ""
+
+
 def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str | None = None) -> str:
     """``frame`` as a self-contained HTML table: left-aligned, full text, wrapping, no ``<NA>``.
 
@@ -79,8 +90,9 @@ def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str |
     parts = ['<table class="ksmlab-table" style="border-collapse:collapse;max-width:100%;table-layout:auto">']
     if caption:
         parts.append(f'<caption style="text-align:left;caption-side:top;padding:2px 0">{html.escape(caption)}</caption>')
-    parts.append("<thead><tr>" + f'<th style="{head}">{html.escape(str(index_name))}</th>'
-                 + "".join(f'<th style="{head}">{html.escape(_cell(c))}</th>' for c in frame.columns) + "</tr></thead>")
+    parts.append("<thead><tr>" + f'<th style="{head}{_whole(str(index_name), header=True)}">{html.escape(str(index_name))}</th>'
+                 + "".join(f'<th style="{head}{_whole(_cell(c), header=True)}">{html.escape(_cell(c))}</th>'
+                           for c in frame.columns) + "</tr></thead>")
     parts.append("<tbody>")
     for label, row in _rows(frame):
         if label is _ELLIPSIS:
@@ -92,11 +104,12 @@ def to_html(frame: pd.DataFrame, highlight: Iterable[tuple] = (), caption: str |
         keep = ";white-space:nowrap" if len(text) <= NOWRAP_LABEL else ""
         parts.append(f'<tr><th style="{cell};font-weight:bold{keep}">{html.escape(text)}</th>')
         for column, value in row.items():
-            text = html.escape(_cell(value))
+            raw = _cell(value)
+            text = html.escape(raw)
             if (label, column) in marked:
-                parts.append(f'<td style="{cell};{HIGHLIGHT_STYLE}">{MARK} {text}</td>')
+                parts.append(f'<td style="{cell};{HIGHLIGHT_STYLE}{_whole(raw)}">{MARK} {text}</td>')
             else:
-                parts.append(f'<td style="{cell}">{text}</td>')
+                parts.append(f'<td style="{cell}{_whole(raw)}">{text}</td>')
         parts.append("</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)

@@ -217,7 +217,7 @@ import textwrap
 
 print(textwrap.fill(race.PRECONDITIONS, width=100))
 print()
-print(race.SCENARIOS["reclaim"].preconditions)
+print(textwrap.fill(race.SCENARIOS["reclaim"].preconditions, width=100))
 
 # %% [markdown]
 # ## Practical
