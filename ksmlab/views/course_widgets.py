@@ -436,6 +436,8 @@ def playground_text(m: Machine) -> str:
 
 
 def _picture(m: Machine) -> str:
+    """The picture of virtual → physical pages as a PNG, at a resolution whose 8-point labels read at
+    about 12 pixels (72 dpi made them too small to read in a 1280x800 window)."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -446,7 +448,7 @@ def _picture(m: Machine) -> str:
         fig, ax = plt.subplots(figsize=(6, max(2.0, 0.22 * n + 1)))
         draw_mappings(m, ax=ax)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=72, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 

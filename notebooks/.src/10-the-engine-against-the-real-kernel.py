@@ -56,6 +56,7 @@ LIVE = False
 
 # %%
 import inspect
+import textwrap
 
 import pandas as pd
 
@@ -220,7 +221,7 @@ disagree = {label: [name for name, fn in SCENARIOS.items()
                     if not agrees(canonical(fn(engine(**options))), name)]
             for label, options in variants.items()}
 for label, names in disagree.items():
-    print(f"{label}: {', '.join(names) or 'none'}")
+    print(textwrap.fill(f"{label}: {', '.join(names) or 'none'}", width=100, subsequent_indent="    "))
 
 # %% [markdown]
 # - **As recorded**: none disagree.
@@ -247,7 +248,7 @@ for label, names in disagree.items():
 # sudo .venv/bin/python -m ksmlab real --record                # record this kernel's observations
 # ```
 #
-# Or here, with `LIVE = True` in the cell under the title:
+# Or here, with `LIVE = True` in the cell just before the Theory:
 
 # %%
 if LIVE:
