@@ -175,3 +175,24 @@ def test_stepper_gives_each_mode_its_own_control_and_steps_together_by_event():
     assert stepper.result.text == stepper_view(rec, {m: c.value for m, c in stepper.controls.items()}).text
     with pytest.raises(KsmlabError, match="steps 0 to"):
         stepper_view(rec, len(funcs["upgrade"]))
+
+
+def test_lesson_06_stores_the_stepper_with_both_columns_as_its_static_fallback():
+    # What a reader sees before running lesson 06 (and in a static export): the stepper's fallback
+    # must be both columns at step 0, the same HTML the stepper's function computes now.
+    import json
+    from pathlib import Path
+
+    from ksmlab.views.course_widgets import stepper_html
+
+    nb = json.loads((Path(__file__).parent.parent / "notebooks" / "06-the-patch-hunk-by-hunk.ipynb").read_text())
+    shown = [o["data"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+             if "ksmlab-stepper" in "".join(o.get("data", {}).get("text/html", ""))
+             and "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(shown) == 1, "lesson 06 should store exactly one stepper widget output"
+    fallback = "".join(shown[0]["text/html"])
+    recorded = {mode: record_merge(two_tenants, mode) for mode in ("allocate", "upgrade")}
+    assert stepper_html(recorded, 0) in fallback
+    assert 'data-mode="allocate" data-step="0"' in fallback and 'data-mode="upgrade" data-step="0"' in fallback
+    text = "".join(shown[0]["text/plain"])
+    assert all(f"{mode}: step 0 of {len(snaps) - 1}" in text for mode, snaps in recorded.items())
