@@ -177,6 +177,12 @@ def _registry() -> dict[str, _Exercise]:
                   choices={"*": E5_CHOICES}),
         _Exercise("08.3", "Locked pages", L + "08-locked-pages-and-references.ipynb#Theory", d.locked_pages),
         _Exercise("09.1", "Find a schedule that oopses", L + "09-the-race.ipynb#Theory", None, external=_race_check),
+        _Exercise("10.1", "The late joiner on two kernels", L + "10-the-engine-against-the-real-kernel.ipynb#Practical",
+                  d.late_joiner_on_two_kernels),
+        _Exercise("10.2", "Who pays, today and before the commit",
+                  L + "10-the-engine-against-the-real-kernel.ipynb#Practical", d.who_pays_on_two_kernels),
+        _Exercise("10.3", "Read the disagreements", L + "10-the-engine-against-the-real-kernel.ipynb#Practical",
+                  d.read_the_disagreements, choices={"*": d.DIFFERENCES}),
     ]
     return {e.id: e for e in items}
 
@@ -355,6 +361,34 @@ def _texts(exercise: str) -> tuple[list[str], str]:
             "access_once=False)) replays your own attempt as a timeline and shows where it ends.",
         ], "The reader's two loads of page->mapping straddle the upgrade: it checks anon_vma|1 and then "
            "locks what it reloads, 0x3 minus PAGE_MAPPING_ANON, an address that is not an anon_vma."),
+        "10.1": ([
+            "Lesson 10, section 4: which order of the checksum gate did the recorded kernel use, and which "
+            "did ksm.c.after use (ksm.c.after:1173-1200)?",
+            "C's pages hold contents that are already KSM pages. In the 2009 order cmp_and_merge_page "
+            "searches the stable tree before it looks at the checksum; with the gate first, a page whose "
+            "checksum was never recorded waits a scan (pages_volatile counts it meanwhile).",
+        ], "Linux 6.11 and later test the checksum before searching the stable tree, so C's 16 pages are "
+           "volatile on their first scan and merge on scan 4; in the 2009 order (ksm.c.after:1173-1200) "
+           "they are found in the stable tree and merge on their first scan, scan 3."),
+        "10.2": ([
+            "Lesson 07: after the commit the page being scanned is upgraded in place (ksm.c.after:953) and "
+            "keeps its charge; before it, the KSM page was a fresh page that nobody was charged for "
+            "(ksm.c.before:946).",
+            "A write to a KSM page faults a new page charged to the writer (memory.c.5ad64688-excerpts.c:173); "
+            "the KSM page it leaves stays where it was charged, mapped by the other process.",
+        ], "Today B pays for its 16 KSM pages (the scanned pages, upgraded in place) and for the copy its "
+           "write faulted: 17. Before the commit the 16 KSM pages were fresh pages charged to no cgroup, so B "
+           "pays only for its copy: lesson 10's allocate variant disagrees in the charges, not the counters."),
+        "10.3": ([
+            "Lesson 10, section 4 names the scenarios that disagree in each variant; its bullets say which "
+            "part of the records differs and why.",
+            "The 2009 order changes when a page merges, never who pays (ksm.c.after:1173-1200); the old "
+            "allocating code changes who pays for a KSM page (ksm.c.before:946), never the counters. Which "
+            "scenarios end with a KSM page still there?",
+        ], "The 2009 order differs only where a page joins an existing KSM page before its checksum was "
+           "recorded (late_joiner's counters); allocate differs wherever a KSM page is left at the end, in "
+           "the charges and the owner map only, and agrees where none is left (nothing merged, or the owner "
+           "rewrote every merged page)."),
     }
     return H[exercise]
 

@@ -1,4 +1,4 @@
-"""The scenarios of the exercises (``exercises/02..08``): run one after answering, to see for yourself.
+"""The scenarios of the exercises (``exercises/02..08`` and ``10``): run one after answering, to see for yourself.
 
 Each function builds fresh :class:`~ksmlab.Machine` s, runs the scenario its exercise describes and
 returns what the engine computes, in the form of that exercise's answer. :mod:`ksmlab.check`
@@ -20,7 +20,8 @@ __all__ = ["two_pass_counters", "late_joiner_counters", "two_tenants", "tenant_a
            "allocate_kpage_counts", "kpage_flags", "read_the_trace", "mystery_machine", "hunk_kinds", "owner_writes_then_exits", "charges_never_move", "three_tenants_table", "accounting_table",
            "put_page_counts", "BROKEN", "broken_kind", "broken_kinds", "locked_pages", "UPGRADE_SCENARIOS",
            "upgrade_scenario", "run_upgrade_scenario", "upgrade_scenario_result", "StudentError",
-           "InvariantBroken"]
+           "InvariantBroken", "PARITY_VARIANTS", "DIFFERENCES", "DISAGREEMENTS", "recording", "parity_records",
+           "late_joiner_on_two_kernels", "who_pays_on_two_kernels", "difference", "read_the_disagreements"]
 
 COUNTERS = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")
 MODES = ("allocate", "upgrade")
@@ -409,6 +410,87 @@ def locked_pages() -> dict:
         out[mode] = {"KSM page mlocked": PageMlocked(kpage), "on the unevictable list": kpage.lru == LRU_UNEVICTABLE,
                      "lru_add_drain() called": any(e.func == "lru_add_drain" for e in m.trace.since(mark))}
     return out
+
+
+# ----------------------------------------------------------------------------- 10 the engine against the real kernel
+# These read the recording the kit ships (ksmlab/data/observations/, the newest kernel's) and run the
+# engine: none of them touches the host's KSM.
+
+#: The engines of lesson 10's section 4, by name: today's order of the checksum gate (as recorded),
+#: the 2009 order (stable tree first) and the code before the commit.
+PARITY_VARIANTS = {
+    "as recorded": dict(mode="upgrade", checksum_first=True),
+    "2009 order": dict(mode="upgrade", checksum_first=False),
+    "allocate": dict(mode="allocate", checksum_first=True),
+}
+
+#: 10.3's answers: what differs between an engine variant's records and the recording.
+DIFFERENCES = ("agree", "only the counters", "only the charges", "counters and charges")
+
+#: 10.3's questions: (scenario, variant of PARITY_VARIANTS).
+DISAGREEMENTS = {
+    "late_joiner, 2009 order": ("late_joiner", "2009 order"),
+    "late_joiner, allocate": ("late_joiner", "allocate"),
+    "cow_by_owner, 2009 order": ("cow_by_owner", "2009 order"),
+    "owner_exits, allocate": ("owner_exits", "allocate"),
+    "owner_exits_then_rewrite, allocate": ("owner_exits_then_rewrite", "allocate"),
+    "one_process_distinct, allocate": ("one_process_distinct", "allocate"),
+}
+
+
+def recording() -> dict:
+    """The newest recorded observation the kit ships (kernel, date, settings, every scenario's records)."""
+    from .scenarios import load_observations
+    return load_observations()[-1]
+
+
+def parity_records(scenario: str, variant: str = "as recorded") -> list[dict]:
+    """Scenario ``scenario`` of :mod:`ksmlab.scenarios` run on a fresh engine of ``variant``
+    (:data:`PARITY_VARIANTS`), in the recording's stored form."""
+    from .scenarios import SCENARIOS, canonical
+    m = Machine(**PARITY_VARIANTS[variant])
+    m.sysfs["max_kernel_pages"] = 0
+    return canonical(SCENARIOS[scenario](m))
+
+
+def _scan_counters(records: list[dict], scans, counters) -> dict:
+    by_step = {r["step"]: r for r in records}
+    return {f"scan {n}": {c: by_step[f"scan {n}"][c] for c in counters} for n in scans}
+
+
+def late_joiner_on_two_kernels() -> dict:
+    """10.1: scenario late_joiner (C joins after A and B merged): pages_sharing and pages_volatile
+    after scans 3 and 4, as recorded on Linux and as the engine computes in the 2009 order."""
+    scans, counters = (3, 4), ("pages_sharing", "pages_volatile")
+    return {"recorded on Linux": _scan_counters(recording()["scenarios"]["late_joiner"]["records"], scans, counters),
+            "2009 order": _scan_counters(parity_records("late_joiner", "2009 order"), scans, counters)}
+
+
+def _charges(records: list[dict]) -> dict:
+    memcg = records[-1]["memcg"]
+    order = ["root"] + sorted(k for k in memcg if k not in ("root", "null")) + ["null"]
+    return {(None if k == "null" else k): memcg[k] for k in order}
+
+
+def who_pays_on_two_kernels() -> dict:
+    """10.2: scenario cow_by_owner (B, which pays for the KSM pages, writes one of them): the pages
+    charged to each cgroup at the end, as recorded on Linux and as the code before the commit computes."""
+    return {"recorded on Linux": _charges(recording()["scenarios"]["cow_by_owner"]["records"]),
+            "before the commit": _charges(parity_records("cow_by_owner", "allocate"))}
+
+
+def difference(scenario: str, variant: str) -> str:
+    """What differs between ``variant``'s records of ``scenario`` and the recording: one of
+    :data:`DIFFERENCES` (counters: after any scan; charges: the frames per cgroup or the owner map)."""
+    ours, theirs = parity_records(scenario, variant), recording()["scenarios"][scenario]["records"]
+    counters = [r for r in ours if r["step"] != "end"] != [r for r in theirs if r["step"] != "end"]
+    charges = (ours[-1]["memcg"], ours[-1]["frames"]) != (theirs[-1]["memcg"], theirs[-1]["frames"])
+    return DIFFERENCES[counters + 2 * charges]
+
+
+def read_the_disagreements() -> dict:
+    """10.3's answer."""
+    return {label: difference(*pair) for label, pair in DISAGREEMENTS.items()}
 
 
 # ----------------------------------------------------------------------------- 06.3 write the upgrade

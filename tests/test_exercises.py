@@ -91,6 +91,13 @@ def _mutants(eid):
         # the answer before the fidelity fix of the old code without lru_add_drain(), as a guess
         right = truth(eid)
         return [dict(right, **{"upgrade, keeping lru_add_drain()": "Bad page state"})]
+    if eid in ("10.1", "10.2"):
+        # the recorded kernel's answer given for the other engine too (as if nothing differed)
+        right = truth(eid)
+        other = next(k for k in right if k != "recorded on Linux")
+        return [dict(right, **{other: right["recorded on Linux"]})]
+    if eid == "10.3":
+        return [{k: "agree" for k in truth(eid)}, {k: "only the charges" for k in truth(eid)}]
     if eid in ("02.1", "02.2", "04.1"):
         fn = {"02.1": drills.two_pass_counters, "02.2": drills.late_joiner_counters, "04.1": drills.page_counts}[eid]
         return [fn("allocate")] if fn("allocate") != fn("upgrade") else []
@@ -521,3 +528,75 @@ def test_the_cli_writes_and_checks(tmp_path, capsys):
     assert exercises_main(args + ["--check"]) == 1
     assert exercises_main(args) == 0 and not (out / "99-orphan.ipynb").exists()
     assert exercises_main(["--solutions", str(tmp_path / "none"), "--exercises", str(out)]) == 1
+
+
+# --------------------------------------------------------------------------- lesson 10: against the recording
+
+OBSERVATIONS = ROOT / "ksmlab" / "data" / "observations"
+
+
+def newest_recording():
+    """The newest recording, read straight from its file (not through ksmlab)."""
+    files = sorted(OBSERVATIONS.glob("*.json"))
+    data = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    return max(data, key=lambda d: tuple(int(x) for x in d["kernel"].split("-")[0].split(".")))
+
+
+def test_there_are_exercises_for_lesson_10():
+    names = [m.name for m in MASTERS]
+    assert "10-the-engine-against-the-real-kernel.ipynb" in names
+    assert (ROOT / "exercises" / "10-the-engine-against-the-real-kernel.ipynb").exists()
+    assert sorted(e for e in check_module._registry() if e.startswith("10.")) == ["10.1", "10.2", "10.3"]
+
+
+def test_the_late_joiner_merges_a_scan_later_on_the_recorded_kernel():
+    """Recorded: C's 16 pages are volatile on their first scan (3) and merge on scan 4. In the 2009
+    order the stable-tree search comes before the checksum gate (ksm.c.after:1173-1200), so all 16 merge
+    on scan 3: 16 (B's) + 16 (C's) sharers at once, nothing volatile."""
+    rec = {r["step"]: r for r in newest_recording()["scenarios"]["late_joiner"]["records"]}
+    got = truth("10.1")
+    for scan in ("scan 3", "scan 4"):
+        for c in ("pages_sharing", "pages_volatile"):
+            assert got["recorded on Linux"][scan][c] == rec[scan][c]
+    assert got["recorded on Linux"]["scan 3"]["pages_volatile"] == 16
+    assert got["2009 order"] == {"scan 3": {"pages_sharing": 32, "pages_volatile": 0},
+                                 "scan 4": {"pages_sharing": 32, "pages_volatile": 0}}
+    # the engine configured as recorded reproduces the recording (lesson 10, section 4)
+    assert drills.parity_records("late_joiner", "as recorded") == newest_recording()["scenarios"]["late_joiner"]["records"]
+
+
+def test_who_pays_before_the_commit_is_nobody_for_the_ksm_pages():
+    """cow_by_owner: today B pays for its 16 upgraded KSM pages plus its new copy (17, as recorded);
+    before the commit the 16 KSM pages were fresh pages charged to no cgroup and B pays for its copy only."""
+    rec = newest_recording()["scenarios"]["cow_by_owner"]["records"][-1]["memcg"]
+    got = truth("10.2")
+    assert got["recorded on Linux"] == {"root": rec["root"], "A": rec["A"], "B": rec["B"], None: rec["null"]}
+    assert got["recorded on Linux"]["B"] == 16 + 1
+    assert got["before the commit"] == {"root": 0, "A": 0, "B": 1, None: 16}
+
+
+def test_the_disagreements_are_lesson_10s():
+    """Lesson 10, section 4: the 2009 order disagrees in late_joiner only (its counters); allocate
+    agrees only where no KSM page is left (one_process_distinct, owner_exits_then_rewrite), and its
+    differences are in the charges, never the counters."""
+    got = truth("10.3")
+    assert got["late_joiner, 2009 order"] == "only the counters"
+    assert got["cow_by_owner, 2009 order"] == "agree"
+    assert got["one_process_distinct, allocate"] == got["owner_exits_then_rewrite, allocate"] == "agree"
+    assert got["late_joiner, allocate"] == got["owner_exits, allocate"] == "only the charges"
+    assert drills.difference("late_joiner", "as recorded") == "agree"
+
+
+def test_exercise_10_never_touches_the_live_kernel(monkeypatch):
+    """Its checks read the recording and run the engine: with RealMachine made to fail, every truth
+    still computes; and no code cell of the master imports ksmlab.real."""
+    from ksmlab import real
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("exercise 10 tried to drive the live kernel")
+    monkeypatch.setattr(real.RealMachine, "__init__", refuse)
+    for eid in ("10.1", "10.2", "10.3"):
+        assert check(eid, truth(eid)).status == "right"
+    nb = json.loads((ROOT / "solutions" / "10-the-engine-against-the-real-kernel.ipynb").read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "ksmlab.real" not in code and "RealMachine" not in code and "LIVE" not in code
