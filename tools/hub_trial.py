@@ -118,6 +118,22 @@ def seat(uid: int) -> dict:
     }
 
 
+def hub_and_proxy(hub_pid: int) -> dict:
+    """RSS of the hub and its proxy: root's processes in the hub's session (the students' servers run
+    as their own users)."""
+    out = {}
+    for pid in procs_of(0):
+        try:
+            sid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, IndexError, ValueError):
+            continue
+        if sid == hub_pid:
+            what = "proxy" if "configurable-http-proxy" in cmdline(pid) else "hub"
+            out[f"{what}_rss_mb"] = out.get(f"{what}_rss_mb", 0) + status_kb(pid, "VmRSS") / 1024
+            out[f"{what}_cpu_s"] = out.get(f"{what}_cpu_s", 0) + cpu_seconds(pid)
+    return out
+
+
 def ksm_settings() -> dict:
     return {k: (KSM / k).read_text().strip() for k in KSM_SETTINGS if (KSM / k).exists()}
 
@@ -299,6 +315,7 @@ async def trial(args, names: list[str], hub: Hub, report: dict) -> None:
     report["load_after_lessons"] = loadavg()
     report["runs"] = runs
     report["after_lesson"] = {n: seat(uids[n]) for n in names}
+    report["hub_and_proxy"] = hub_and_proxy(report["hub_pid"])
     if args.series:
         first = names[0]
         # the lesson it ran already is still open; run the other nine after it, one by one
@@ -334,6 +351,10 @@ def print_report(report: dict) -> None:
               f"{r['kernel_cpu_s'] or 0:>6.1f} {r['kernel_peak_rss_mb'] or 0:>8.0f} {s['rss_mb']:>11.0f} {s['pss_mb']:>11.0f}")
         for e in r["errors"]:
             print("    ERROR", e)
+    if report.get("hub_and_proxy"):
+        h = report["hub_and_proxy"]
+        print(f"hub: RSS {h.get('hub_rss_mb', 0):.0f} MB, {h.get('hub_cpu_s', 0):.1f} CPU s so far; proxy: RSS "
+              f"{h.get('proxy_rss_mb', 0):.0f} MB, {h.get('proxy_cpu_s', 0):.1f} CPU s")
     if "lessons_wall_s" in report:
         print(f"all lessons at once: {report['lessons_wall_s']:.1f} s wall; load after {report['load_after_lessons']}")
     if "series" in report:
