@@ -11,6 +11,7 @@
 #   make exercises    rewrite exercises/ from the masters in solutions/
 #   make solutions    rebuild and re-execute solutions/*.ipynb from solutions/.src (jupytext), then exercises/
 #   make course-time  execute every lesson as Run All would; print the time and the kernel's memory
+#   make reading-time per lesson: prose words, code lines and cells, output lines, Run All time, and an estimated reading time
 #   make lock    regenerate constraints.txt from the newest releases (temp venv)
 #   make clean   remove .venv and build/test leftovers
 #
@@ -30,10 +31,10 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions course-time properties screenshots
+.PHONY: help venv $(VENV) lab test fuzz bench lock clean notebooks exercises solutions course-time reading-time properties screenshots
 
 help:
-	@sed -n '3,17s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,18s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- the virtual environment ------------------------------------------------
 # Created with $(PYTHON) on first use; (re)installed only when pyproject.toml,
@@ -204,3 +205,9 @@ exercises: $(STAMP)
 course-time: $(STAMP)
 	@mkdir -p $(TEST_HOME)
 	$(TEST_ENV) $(BIN)/python scripts/course_time.py
+
+# An estimate of each lesson's reading time from what it shows (tools/reading_time.py states its
+# rates); it executes every lesson once, as course-time does, for the Run All column.
+reading-time: $(STAMP)
+	@mkdir -p $(TEST_HOME)
+	$(TEST_ENV) $(BIN)/python tools/reading_time.py $(READING_ARGS)
