@@ -283,8 +283,7 @@ else:
 #    in each order?
 # 3. Why can no live kernel check `mode="allocate"`, and why must a live run have a machine to itself?
 #
-# This lesson has no exercise notebook yet (`exercises/` has none for it); as an exercise, write a
-# scenario of your own (Discussion) and run it on `engine_for_parity()`.
+# The exercises for this lesson are in [exercises/10-the-engine-against-the-real-kernel.ipynb](../exercises/10-the-engine-against-the-real-kernel.ipynb).
 #
 # ## References
 #
