@@ -34,7 +34,7 @@ from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS,
                  VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED)
 from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
-from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, RBNode, rb_erase, rb_insert_color, rb_link_node
+from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, EmbeddedRBNode, rb_erase, rb_insert_color, rb_link_node
 
 __all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
            "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE", "ERESTARTSYS"]
@@ -75,30 +75,50 @@ class MmSlot:
         return "<ksm_mm_head>" if self.mm is None else f"<mm_slot {self.mm.name}>"
 
 
-class RmapItem(RBNode):
+class RmapItem(EmbeddedRBNode):
     """``struct rmap_item`` (``ksm.c.after:132-145``).
 
     ``address`` carries the flags in its low bits as in the kernel: ``SEQNR_MASK`` (the low byte
     of the pass that put it in the unstable tree), ``UNSTABLE_FLAG``, ``STABLE_FLAG``. As in the
-    kernel the unstable tree's ``rb_node`` is embedded: the item is its own node (``node``).
+    kernel the unstable tree's ``rb_node`` is embedded: the item is its own node (``node``;
+    ``owner``, ``rb_entry()``, is the item itself).
+
+    smart_scan's ``age`` and ``remaining_skips`` (Linux 6.7: two ``rmap_age_t`` bytes, modern:200-214)
+    share one slot, ``skip_ages`` = ``age | remaining_skips << 8``, read and written through the two
+    properties: a slot costs 8 bytes on each of a simulated gigabyte's 262,144 items.
     """
 
-    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "head", "age",
-                 "remaining_skips")
+    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "head", "skip_ages")
 
     def __init__(self, mm, address: int):
         self.rb_parent = self          # a cleared node (RB_EMPTY_NODE)
         self.rb_left = self.rb_right = None
         self.rb_color = RB_RED
-        self.owner = self              # rb_entry(node, struct rmap_item, node)
         self.rmap_list = None
         self.anon_vma = None
         self.mm = mm
         self.address = address
         self.oldchecksum = 0
         self.head = None               # stable_node while in the stable tree
-        self.age = 0                   # smart_scan (Linux 6.7) only
-        self.remaining_skips = 0
+        self.skip_ages = 0             # smart_scan (Linux 6.7) only: age, remaining_skips
+
+    @property
+    def age(self) -> int:
+        """smart_scan: how many scans the page looked unchanged (saturates at 255)."""
+        return self.skip_ages & 0xFF
+
+    @age.setter
+    def age(self, value: int) -> None:
+        self.skip_ages = (self.skip_ages & ~0xFF) | value
+
+    @property
+    def remaining_skips(self) -> int:
+        """smart_scan: how many scans to skip."""
+        return self.skip_ages >> 8
+
+    @remaining_skips.setter
+    def remaining_skips(self, value: int) -> None:
+        self.skip_ages = (self.skip_ages & 0xFF) | value << 8
 
     @property
     def node(self) -> RmapItem:
@@ -121,7 +141,7 @@ class RmapItem(RBNode):
         return f"<rmap_item {self.mm.name} {self.vaddr:#x} {self.state()}>"
 
 
-class StableNode(RBNode):
+class StableNode(EmbeddedRBNode):
     """``struct stable_node`` (``ksm.c.after:115-119``): a KSM page and the rmap_items mapping it.
 
     ``hlist`` keeps insertion order; the kernel's ``hlist_add_head`` order is its reverse.
@@ -132,7 +152,9 @@ class StableNode(RBNode):
     __slots__ = ("hlist", "page", "kaddr", "dups", "chain")
 
     def __init__(self, kaddr: int):
-        super().__init__(self)         # the embedded rb_node; owner is the node itself
+        self.rb_parent = self          # the embedded rb_node, cleared; owner is the node itself
+        self.rb_left = self.rb_right = None
+        self.rb_color = RB_RED
         self.hlist: dict[RmapItem, None] = {}
         self.page = None
         self.kaddr = kaddr
@@ -495,7 +517,7 @@ class KsmOps:
             if self.tracing:
                 self.ev("write_protect_page", "pte made read-only", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
                         src=self._src(759, 759))
-        return (pte, page)
+        return (page, pte.write, pte.ksm_zero)             # the pte's value: pte_pfn() and its bits
 
     def replace_page(self, vma, page: Page, kpage: Page, orig_pte) -> int:
         """``replace_page()`` (``ksm.c.after:780-828``): point the pte at ``kpage`` instead of ``page``."""
@@ -503,7 +525,7 @@ class KsmOps:
         if addr is None:
             return -14
         pte = vma.vm_mm.pgtable.get(addr >> PAGE_SHIFT)
-        if pte is None or pte is not orig_pte[0] or pte.page is not orig_pte[1] or pte.write:
+        if pte is None or (pte.page, pte.write, pte.ksm_zero) != orig_pte:
             return -14                                    # !pte_same(*ptep, orig_pte)
         if kpage.zero:                                    # use_zero_pages (Linux 4.11)
             return self.replace_page_with_zero_page(vma, page, addr, pte)
@@ -814,10 +836,9 @@ class KsmOps:
             ptes = pte_pages.get(addr >> 21)
             if ptes is None:
                 return None, None
-            pte = ptes[(addr >> 12) & 511]
-            if pte is None:
+            tree_page = ptes[(addr >> 12) & 511]           # the pte's slot holds its page (mm.Pte)
+            if tree_page is None:
                 return None, None
-            tree_page = pte.page
             if not tree_page.mapping_flags & 1:            # !PageAnon (the zero page included)
                 return None, None
             if page is tree_page:                          # don't substitute a ksm page for a forked page
@@ -984,9 +1005,8 @@ class KsmOps:
                         address = scan.address
                         # pte_offset_map(), inlined: the pte page (addr >> PMD_SHIFT), then the pte
                         ptes = pte_pages.get(address >> 21)
-                        pte = None if ptes is None else ptes[(address >> PAGE_SHIFT) & 511]
-                        if pte is not None:
-                            page = pte.page
+                        page = None if ptes is None else ptes[(address >> PAGE_SHIFT) & 511]
+                        if page is not None:                 # the pte's slot holds its page (mm.Pte)
                             if not page.zero and page.mapping_flags & 1:
                                 page._count += 1             # follow_page(FOLL_GET)
                                 rmap_item = scan.rmap_list.rmap_list

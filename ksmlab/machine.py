@@ -32,7 +32,7 @@ from .kernel import Kernel
 from .ksm import ERESTARTSYS, KSM_RUN_MERGE, KSM_RUN_STOP, KSM_RUN_UNMERGE
 from .memcg import ROOT_CGROUP, MemCgroup
 from .mm import (PTRS_PER_PTE, MMF_VM_MERGEABLE, VM_FAULT_OOM, VM_MAYREAD, VM_MAYWRITE, VM_MERGEABLE, VM_READ, VM_WRITE,
-                 MmStruct, PageTable, Vma)
+                 MmStruct, Vma, VpnTable)
 from .page import PAGE_SHIFT, PAGE_SIZE
 from .trace import TRACE_LIMIT, Trace
 
@@ -376,7 +376,7 @@ class Process:
         self.pid = pid
         self.mm = mm
         self.alive = True
-        self.written = PageTable()     # vpn -> what this process last wrote there (bytes), laid out as ptes
+        self.written = VpnTable()     # vpn -> what this process last wrote there (bytes), laid out as ptes
 
     @property
     def cgroup(self) -> str:
@@ -669,7 +669,7 @@ class Process:
         self._check()
         self.machine._run_kernel(self.machine.kernel.mmput, self.mm)
         self.alive = False
-        self.written = PageTable()
+        self.written = VpnTable()
 
     # ------------------------------------------------------------ inspection
     @_suggest_keywords

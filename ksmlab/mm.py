@@ -13,7 +13,10 @@ Model notes (simplifications, each invisible to KSM's counters and to memcg acco
   but leaves a one-page hole under each mapping so that every ``mmap`` stays its own VMA (Linux
   would merge adjacent anonymous VMAs with equal flags), and never reuses unmapped holes.
 - The page table (:class:`PageTable`) keeps only the last level, pte pages of 512 ptes; pgd, pud
-  and pmd are collapsed into one dict keyed by ``vpn >> 9``.
+  and pmd are collapsed into one dict keyed by ``vpn >> 9``. A pte is modelled as its slot in the
+  pte page, holding the page it maps, plus a byte of flag bits (``_PAGE_RW``; ``_PAGE_DIRTY`` on
+  KSM's zero ptes) in a bytearray beside it; :class:`Pte` is a handle on that slot, made when
+  asked for, with the pte's ``page``, ``write`` and ``ksm_zero``.
 - Only private anonymous read-write mappings exist. VMAs are split by madvise, mlock and munmap
   but never merged back.
 - ``mlock`` write-faults every page of the range first, as 2.6.32's ``__mlock_vma_pages_range``
@@ -34,7 +37,7 @@ __all__ = [
     "VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE", "VM_MAYSHARE", "VM_PFNMAP",
     "VM_LOCKED", "VM_IO", "VM_DONTEXPAND", "VM_RESERVED", "VM_HUGETLB", "VM_NONLINEAR",
     "VM_INSERTPAGE", "VM_MIXEDMAP", "VM_SAO", "VM_MERGEABLE", "VM_FAULT_OOM", "VM_FAULT_SIGBUS",
-    "VM_FAULT_WRITE", "MMF_VM_MERGEABLE", "MMAP_BASE", "PTRS_PER_PTE", "Pte", "PageTable", "Vma",
+    "VM_FAULT_WRITE", "MMF_VM_MERGEABLE", "MMAP_BASE", "PTRS_PER_PTE", "Pte", "PageTable", "VpnTable", "Vma",
     "MmStruct", "MmOps", "vm_flag_names",
 ]
 
@@ -79,42 +82,94 @@ PTE_INDEX_BITS = 9                    # vpn >> PTE_INDEX_BITS indexes the pte pa
 PTE_INDEX_MASK = PTRS_PER_PTE - 1     # the pte within one (pte_index())
 
 
+#: pte flag bits (arch/x86/include/asm/pgtable_types.h): what a pte's byte in ``PageTable.pte_bits`` holds.
+_PAGE_RW = 0x002
+#: On a zero-page pte: placed by KSM (use_zero_pages, Linux 4.11: ``is_ksm_zero_pte()`` is
+#: ``is_zero_pfn(pte_pfn(pte)) && pte_dirty(pte)``).
+_PAGE_DIRTY = 0x040
+
+
 def vm_flag_names(flags: int) -> list[str]:
     return [name for bit, name in _VM_NAMES if flags & bit]
 
 
 class Pte:
-    """A present pte: the page it maps and whether it is writable. The zero page's pte is special."""
+    """A present pte: the page it maps (``pte_page()``), whether it is writable (``pte_write()``),
+    and ``ksm_zero``: a zero-page pte placed by KSM (use_zero_pages, Linux 4.11). The zero page's
+    pte is special.
 
-    __slots__ = ("page", "write", "ksm_zero")
+    A pte is modelled as its slot in a pte page (:class:`PageTable`): the slot holds the
+    :class:`~ksmlab.page.Page` it maps (the pfn, ``pte_pfn()``), and a byte beside it in the pte
+    page's bits holds ``_PAGE_RW`` and ``_PAGE_DIRTY``. A ``Pte`` object is a handle on that slot,
+    made when asked for (``pgtable.get(vpn)``): reading ``pte.page`` or ``pte.write`` reads the slot,
+    assigning writes it, as ``set_pte_at()`` would. ``Pte(page, write)`` makes a pte of its own,
+    in no page table (what ``mk_pte()`` returns), and :meth:`PageTable.pop` returns one holding
+    what the cleared slot held.
+    """
+
+    __slots__ = ("ptes", "bits", "i")
 
     def __init__(self, page: Page, write: bool):
-        self.page = page
-        self.write = write
-        self.ksm_zero = False         # a zero pte placed by KSM (use_zero_pages, Linux 4.11)
+        self.ptes = [page]
+        self.bits = bytearray((_PAGE_RW if write else 0,))
+        self.i = 0
+
+    @property
+    def page(self) -> Page:
+        return self.ptes[self.i]
+
+    @page.setter
+    def page(self, page: Page) -> None:
+        self.ptes[self.i] = page
+
+    @property
+    def write(self) -> bool:
+        """``pte_write()``."""
+        return bool(self.bits[self.i] & _PAGE_RW)
+
+    @write.setter
+    def write(self, write: bool) -> None:
+        if write:
+            self.bits[self.i] |= _PAGE_RW              # pte_mkwrite()
+        else:
+            self.bits[self.i] &= ~_PAGE_RW             # pte_wrprotect()
+
+    @property
+    def ksm_zero(self) -> bool:
+        """A zero pte placed by KSM: ``is_ksm_zero_pte()``, the zero page's pte with the dirty bit."""
+        return bool(self.bits[self.i] & _PAGE_DIRTY)
+
+    @ksm_zero.setter
+    def ksm_zero(self, value: bool) -> None:
+        if value:
+            self.bits[self.i] |= _PAGE_DIRTY
+        else:
+            self.bits[self.i] &= ~_PAGE_DIRTY
 
     def __repr__(self) -> str:
         return f"<pte pfn={self.page.pfn} {'rw' if self.write else 'ro'}>"
 
 
-class PageTable:
-    """An mm's page table: virtual page number -> :class:`Pte`, laid out like the kernel's last level.
+def _pte_handle(ptes: list, bits: bytearray, i: int) -> Pte:
+    """A :class:`Pte` handle on slot ``i`` of a pte page (no new pte: the slot's own)."""
+    pte = _new_pte(Pte)
+    pte.ptes = ptes
+    pte.bits = bits
+    pte.i = i
+    return pte
 
-    x86-64 walks pgd -> pud -> pmd -> pte. Here the three upper levels are collapsed into one dict,
-    ``pte_pages``, keyed by ``vpn >> 9`` (what a pmd entry covers: 2 MiB); each value is a pte
-    page, a list of ``PTRS_PER_PTE`` (512) slots holding a :class:`Pte` or ``None`` (pte_none).
-    A pte page is allocated at the first fault in its 2 MiB (``__pte_alloc()``) and freed when
-    ``free_pte_range()`` finds it empty; the kernel's ``free_pgtables()`` frees it only when no
-    VMA is left over its 2 MiB, ksmlab whenever it is empty (no counter or event can tell).
 
-    The dict-like methods (``get``, ``[]``, ``in``, ``pop``, ``items``...) take a vpn and iterate
-    in address order, as a page-table walk does. The two hottest loops (``ksm.py``) do the
-    two-level lookup inline: ``pte_pages.get(vpn >> 9)``, then ``[vpn & 511]``. A slot costs 8
-    bytes where a flat dict's entry cost about 40 (and a vpn key of its own), and the first level
-    is small: one entry per 2 MiB.
+_new_pte = object.__new__
 
-    ``Process.written`` (vpn -> the bytes last written there, no kernel analogue) uses the same
-    class for the same saving.
+
+class VpnTable:
+    """vpn -> a value, laid out like the page table's last level (:class:`PageTable` without its
+    bits): ``pte_pages`` maps ``vpn >> 9`` to a list of 512 slots, ``None`` where nothing is held.
+
+    ``Process.written`` (vpn -> the bytes last written there, no kernel analogue) is one: a slot
+    costs 8 bytes where a flat dict's entry cost about 40 (and a vpn key of its own). The
+    dict-like methods (``get``, ``[]``, ``in``, ``pop``, ``items``...) take a vpn and iterate in
+    address order, as a page-table walk does.
     """
 
     __slots__ = ("pte_pages",)
@@ -126,38 +181,38 @@ class PageTable:
         ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
         if ptes is None:
             return default
-        pte = ptes[vpn & PTE_INDEX_MASK]
-        return default if pte is None else pte
+        value = ptes[vpn & PTE_INDEX_MASK]
+        return default if value is None else value
 
     def __getitem__(self, vpn: int):
         ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
-        pte = None if ptes is None else ptes[vpn & PTE_INDEX_MASK]
-        if pte is None:
+        value = None if ptes is None else ptes[vpn & PTE_INDEX_MASK]
+        if value is None:
             raise KeyError(vpn)
-        return pte
+        return value
 
-    def __setitem__(self, vpn: int, pte) -> None:
+    def __setitem__(self, vpn: int, value) -> None:
         ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
-        if ptes is None:                                  # __pte_alloc(): a new, empty pte page
+        if ptes is None:
             ptes = self.pte_pages[vpn >> PTE_INDEX_BITS] = [None] * PTRS_PER_PTE
-        ptes[vpn & PTE_INDEX_MASK] = pte
+        ptes[vpn & PTE_INDEX_MASK] = value
 
     def __contains__(self, vpn: int) -> bool:
         ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
         return ptes is not None and ptes[vpn & PTE_INDEX_MASK] is not None
 
     def pop(self, vpn: int, default=None):
-        """Clear the slot of ``vpn`` and return what it held (``ptep_get_and_clear()``). The pte
-        page stays, even if empty: :meth:`free_pte_range` frees it."""
+        """Clear the slot of ``vpn`` and return what it held. The slot's list stays, even if
+        empty: :meth:`free_pte_range` frees it."""
         ptes = self.pte_pages.get(vpn >> PTE_INDEX_BITS)
         if ptes is None:
             return default
         i = vpn & PTE_INDEX_MASK
-        pte = ptes[i]
-        if pte is None:
+        value = ptes[i]
+        if value is None:
             return default
         ptes[i] = None
-        return pte
+        return value
 
     def setdefault(self, vpn: int, default):
         value = self.get(vpn)
@@ -166,44 +221,144 @@ class PageTable:
         return value
 
     def free_pte_range(self, start_vpn: int, end_vpn: int) -> None:
-        """Free the pte pages of ``[start_vpn, end_vpn)`` left with no pte (``free_pte_range()``)."""
+        """Free the slot lists of ``[start_vpn, end_vpn)`` left with nothing in them (``free_pte_range()``)."""
         pte_pages = self.pte_pages
         for index in range(start_vpn >> PTE_INDEX_BITS, ((end_vpn - 1) >> PTE_INDEX_BITS) + 1):
             ptes = pte_pages.get(index)
             if ptes is not None and ptes.count(None) == PTRS_PER_PTE:
-                del pte_pages[index]
+                self._free_pte_page(index)
+
+    def _free_pte_page(self, index: int) -> None:
+        del self.pte_pages[index]
 
     def items(self):
-        """(vpn, pte) in address order."""
+        """(vpn, value) in address order."""
         for index in sorted(self.pte_pages):
             base = index << PTE_INDEX_BITS
-            for i, pte in enumerate(self.pte_pages[index]):
-                if pte is not None:
-                    yield base + i, pte
+            for i, value in enumerate(self.pte_pages[index]):
+                if value is not None:
+                    yield base + i, value
 
     def keys(self):
-        for vpn, _ in self.items():
-            yield vpn
+        for index in sorted(self.pte_pages):
+            base = index << PTE_INDEX_BITS
+            for i, value in enumerate(self.pte_pages[index]):
+                if value is not None:
+                    yield base + i
 
     __iter__ = keys
 
     def values(self):
-        for index in sorted(self.pte_pages):
-            for pte in self.pte_pages[index]:
-                if pte is not None:
-                    yield pte
+        for _, value in self.items():
+            yield value
 
     def __len__(self) -> int:
         return sum(PTRS_PER_PTE - ptes.count(None) for ptes in self.pte_pages.values())
 
-    def copy(self) -> "PageTable":
-        """New pte pages holding the same values (for ``Process.written``; ``dup_mmap`` makes new ptes)."""
-        new = PageTable()
+    def copy(self) -> "VpnTable":
+        """New slot lists holding the same values (for ``Process.written``)."""
+        new = type(self)()
         new.pte_pages = {index: ptes[:] for index, ptes in self.pte_pages.items()}
         return new
 
     def __repr__(self) -> str:
-        return f"<PageTable: {len(self)} entries in {len(self.pte_pages)} pte pages>"
+        return f"<{type(self).__name__}: {len(self)} entries in {len(self.pte_pages)} pte pages>"
+
+
+class PageTable(VpnTable):
+    """An mm's page table: virtual page number -> :class:`Pte`, laid out like the kernel's last level.
+
+    x86-64 walks pgd -> pud -> pmd -> pte. Here the three upper levels are collapsed into one dict,
+    ``pte_pages``, keyed by ``vpn >> 9`` (what a pmd entry covers: 2 MiB); each value is a pte
+    page, a list of ``PTRS_PER_PTE`` (512) slots, each holding the :class:`~ksmlab.page.Page`
+    its pte maps or ``None`` (pte_none). ``pte_bits`` holds, under the same key, a ``bytearray``
+    of 512 bytes: each pte's flag bits (``_PAGE_RW``, and ``_PAGE_DIRTY`` on KSM's zero ptes).
+    Together, slot and byte are the pte (see :class:`Pte`): about 9 bytes a pte, where a pte
+    object of its own cost 56.
+
+    A pte page is allocated at the first fault in its 2 MiB (``__pte_alloc()``) and freed when
+    ``free_pte_range()`` finds it empty; the kernel's ``free_pgtables()`` frees it only when no
+    VMA is left over its 2 MiB, ksmlab whenever it is empty (no counter or event can tell).
+
+    The dict-like methods (``get``, ``[]``, ``in``, ``pop``, ``items``, ``values``) take a vpn,
+    give :class:`Pte` handles and iterate in address order, as a page-table walk does;
+    :meth:`set_pte` is ``set_pte_at()``. The two hottest loops (``ksm.py``) do the two-level
+    lookup inline, ``pte_pages.get(vpn >> 9)``, then ``[vpn & 511]``, and read the page straight
+    from the slot.
+    """
+
+    __slots__ = ("pte_bits",)
+
+    def __init__(self):
+        super().__init__()
+        self.pte_bits: dict[int, bytearray] = {}
+
+    def get(self, vpn: int, default=None):
+        index = vpn >> PTE_INDEX_BITS
+        ptes = self.pte_pages.get(index)
+        if ptes is None:
+            return default
+        i = vpn & PTE_INDEX_MASK
+        if ptes[i] is None:
+            return default
+        return _pte_handle(ptes, self.pte_bits[index], i)
+
+    def __getitem__(self, vpn: int) -> Pte:
+        pte = self.get(vpn)
+        if pte is None:
+            raise KeyError(vpn)
+        return pte
+
+    def set_pte(self, vpn: int, page: Page, write: bool) -> None:
+        """``set_pte_at(mm, addr, ptep, mk_pte(page, prot))``: map ``page`` at ``vpn``, writable or
+        not (KSM's zero bit clear), allocating the pte page at the first pte in its 2 MiB."""
+        index = vpn >> PTE_INDEX_BITS
+        ptes = self.pte_pages.get(index)
+        if ptes is None:                                  # __pte_alloc(): a new, empty pte page
+            ptes = self.pte_pages[index] = [None] * PTRS_PER_PTE
+            self.pte_bits[index] = bytearray(PTRS_PER_PTE)
+        i = vpn & PTE_INDEX_MASK
+        ptes[i] = page
+        self.pte_bits[index][i] = _PAGE_RW if write else 0
+
+    def __setitem__(self, vpn: int, pte: Pte) -> None:
+        """``pgtable[vpn] = pte``: ``set_pte_at()`` with the page and bits of ``pte``."""
+        self.set_pte(vpn, pte.page, False)
+        self.pte_bits[vpn >> PTE_INDEX_BITS][vpn & PTE_INDEX_MASK] = pte.bits[pte.i]
+
+    def pop(self, vpn: int, default=None):
+        """Clear the pte of ``vpn`` (``ptep_get_and_clear()``) and return what it held, as a
+        :class:`Pte` of its own. The pte page stays, even if empty: :meth:`free_pte_range` frees it."""
+        index = vpn >> PTE_INDEX_BITS
+        ptes = self.pte_pages.get(index)
+        if ptes is None:
+            return default
+        i = vpn & PTE_INDEX_MASK
+        page = ptes[i]
+        if page is None:
+            return default
+        bits = self.pte_bits[index]
+        old = _pte_handle([page], bytearray((bits[i],)), 0)
+        ptes[i] = None
+        bits[i] = 0
+        return old
+
+    def _free_pte_page(self, index: int) -> None:
+        del self.pte_pages[index]
+        del self.pte_bits[index]
+
+    def items(self):
+        """(vpn, :class:`Pte`) in address order."""
+        for index in sorted(self.pte_pages):
+            base = index << PTE_INDEX_BITS
+            ptes = self.pte_pages[index]
+            bits = self.pte_bits[index]
+            for i, page in enumerate(ptes):
+                if page is not None:
+                    yield base + i, _pte_handle(ptes, bits, i)
+
+    def copy(self):
+        raise TypeError("a page table is copied pte by pte (dup_mmap), not as a whole")
 
 
 class Vma:
@@ -321,7 +476,7 @@ class MmOps:
         if vpn is None:
             vpn = addr >> PAGE_SHIFT
         if not write:
-            mm.pgtable[vpn] = Pte(self.frames.zero_page, False)
+            mm.pgtable.set_pte(vpn, self.frames.zero_page, False)
             if self.tracing:
                 self.ev("do_anonymous_page", "read fault: the shared zero page is mapped", mm=mm, addr=addr, pfn=0)
             return 0
@@ -336,7 +491,7 @@ class MmOps:
         if self.mem_cgroup_newpage_charge(page, mm):
             self.put_page(page)
             return VM_FAULT_OOM
-        mm.pgtable[vpn] = Pte(page, bool(vma.vm_flags & VM_WRITE))   # pte_mkdirty: the pte, not PG_dirty
+        mm.pgtable.set_pte(vpn, page, bool(vma.vm_flags & VM_WRITE))   # pte_mkdirty: the pte, not PG_dirty
         self.page_add_new_anon_rmap(page, vma, addr, vpn)
         return 0
 
@@ -478,7 +633,7 @@ class MmOps:
                 page._count += 1                      # get_page()
                 page._mapcount += 1                   # page_dup_rmap()
             pte.write = False                         # COW mapping: wrprotect the parent's pte
-            child[vpn] = Pte(page, False)
+            child.set_pte(vpn, page, False)
         if self.tracing:
             self.ev("dup_mmap", f"{len(child)} ptes copied write-protected into {mm.name}", mm=mm)
 

@@ -43,7 +43,7 @@ from .errors import KernelOops, OutOfMemory
 __all__ = [
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_MASK", "PAGE_MAPPING_ANON", "PAGE_MAPPING_KSM",
     "PAGE_MAPPING_FLAGS", "PAGEVEC_SIZE", "PG_locked", "PG_referenced", "PG_uptodate", "PG_dirty",
-    "PG_lru", "PG_active", "PG_swapbacked", "PG_unevictable", "PG_mlocked", "Page", "ContentStore",
+    "PG_lru", "PG_active", "PG_swapbacked", "PG_unevictable", "PG_mlocked", "Page", "ZeroPage", "ContentStore",
     "FrameAllocator", "Pagevec", "PageAnon", "PageKsm", "PageLRU", "PageMlocked", "PageLocked",
     "page_stable_node", "set_page_stable_node", "page_mapcount", "page_count", "page_mapped",
     "page_to_pfn", "trylock_page", "lock_page", "unlock_page", "LRU_INACTIVE_ANON", "LRU_ACTIVE_ANON",
@@ -98,7 +98,10 @@ class Page:
     """``struct page``: one physical frame. ``memcg`` is the cgroup charged for it, or ``None``."""
 
     __slots__ = ("pfn", "_count", "_mapcount", "mapping_obj", "mapping_flags", "index", "flags",
-                 "content", "memcg", "lru", "pagevec", "zero")
+                 "content", "memcg", "lru", "pagevec")
+
+    #: The shared zero page (:class:`ZeroPage`, pfn 0); a class attribute, so no page pays a slot for it.
+    zero = False
 
     def __init__(self, pfn: int):
         self.pfn = pfn
@@ -112,7 +115,6 @@ class Page:
         self.memcg = None
         self.lru = None               # which LRU list the page is on (PG_lru), or None
         self.pagevec = None           # the per-CPU pagevec holding it, or None
-        self.zero = False             # the shared zero page
 
     @property
     def mapping(self) -> int:
@@ -127,6 +129,13 @@ class Page:
     def __repr__(self) -> str:
         kind = "zero" if self.zero else "ksm" if PageKsm(self) else "anon" if PageAnon(self) else "free" if self._count == 0 else "page"
         return f"<page pfn={self.pfn} {kind} count={self._count} mapcount={self._mapcount + 1}>"
+
+
+class ZeroPage(Page):
+    """``ZERO_PAGE(0)``: the shared zero page, pfn 0 (``page.zero`` is true)."""
+
+    __slots__ = ()
+    zero = True
 
 
 # ---------------------------------------------------------------- page predicates (kernel names)
@@ -307,8 +316,7 @@ class FrameAllocator:
     def __init__(self, ram_pages: int, machine=None):
         self.ram_pages = ram_pages
         self.machine = machine
-        self.zero_page = Page(0)
-        self.zero_page.zero = True
+        self.zero_page = ZeroPage(0)
         self.zero_page.flags = PG_uptodate
         self.mem_map: list[Page] = [self.zero_page]
         self.free_list: list[int] = []
@@ -348,6 +356,7 @@ class FrameAllocator:
         page.flags = 0
         page.lru = None
         page.content = b""
+        page.index = 0                        # (stale in the kernel; nothing reads a free page's index)
         self.free_list.append(page.pfn)
         self.nr_used -= 1
 

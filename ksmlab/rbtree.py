@@ -46,8 +46,9 @@ Differences from C, all forced by the language:
   structure with ``rb_entry()`` (``container_of``). Here each
   :class:`RBNode` carries an ``owner`` reference: ``node.owner`` is
   ``rb_entry(node, ...)``. A structure that embeds its node, as KSM's
-  ``rmap_item`` and ``stable_node`` do, subclasses :class:`RBNode`: it *is*
-  its node, and its ``owner`` is itself.
+  ``rmap_item`` and ``stable_node`` do, subclasses :class:`EmbeddedRBNode`
+  (the four links without ``owner``): it *is* its node, and its ``owner``
+  is itself.
 * Python has no pointer to a pointer, so the ``rb_link`` argument of
   :func:`rb_link_node` is either :data:`RB_LEFT` / :data:`RB_RIGHT` (naming
   the empty child slot of ``parent``), or, when ``parent`` is ``None``, the
@@ -75,6 +76,7 @@ __all__ = (
     "RB_LEFT",
     "RB_RIGHT",
     "RBNode",
+    "EmbeddedRBNode",
     "RBRoot",
     "RBTreeError",
     "rb_parent",
@@ -112,6 +114,20 @@ RB_RIGHT = "rb_right"
 class RBTreeError(Exception):
     """Raised by :func:`validate_rbtree` (and :func:`rb_link_node`) when a
     tree is not a valid red-black tree; the message names what is broken."""
+
+
+class EmbeddedRBNode:
+    """``struct rb_node`` embedded in the structure it indexes: subclass it, and the structure *is*
+    its node. ``owner`` (``rb_entry()``) is the object itself, and costs no slot (KSM's rmap_item and
+    stable_node: a simulated gigabyte has 262,144 rmap_items). A new node is not cleared: the
+    subclass's ``__init__`` sets ``rb_parent = self`` (:func:`RB_CLEAR_NODE`) and the other links."""
+
+    __slots__ = ("rb_parent", "rb_left", "rb_right", "rb_color")
+
+    @property
+    def owner(self):
+        """``rb_entry(node, ...)``: the structure the node is embedded in, the node itself."""
+        return self
 
 
 class RBNode:
