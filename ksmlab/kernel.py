@@ -62,6 +62,7 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.ksm_pages_unshared = 0
         self.ksm_rmap_items = 0
         self.ksm_pages_skipped = 0                      # smart_scan
+        self.smart_scan_ages: dict = {}                 # smart_scan: rmap_item -> (age, remaining_skips)
         self.ksm_zero_pages = 0                         # use_zero_pages
         self.ksm_stable_node_chains = 0                 # max_page_sharing
         self.ksm_stable_node_dups = 0

@@ -36,7 +36,7 @@ from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, 
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
 from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, EmbeddedRBNode, rb_erase, rb_insert_color, rb_link_node
 
-__all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "SEQNR_MASK", "UNSTABLE_FLAG",
+__all__ = ["MmSlot", "RmapItem", "StableNode", "KsmScan", "KsmOps", "hlist_add_head", "hlist_del", "SEQNR_MASK", "UNSTABLE_FLAG",
            "STABLE_FLAG", "KSM_RUN_STOP", "KSM_RUN_MERGE", "KSM_RUN_UNMERGE", "ERESTARTSYS"]
 
 SEQNR_MASK = 0x0FF          # ksm.c.after:147
@@ -83,12 +83,18 @@ class RmapItem(EmbeddedRBNode):
     kernel the unstable tree's ``rb_node`` is embedded: the item is its own node (``node``;
     ``owner``, ``rb_entry()``, is the item itself).
 
-    smart_scan's ``age`` and ``remaining_skips`` (Linux 6.7: two ``rmap_age_t`` bytes, modern:200-214)
-    share one slot, ``skip_ages`` = ``age | remaining_skips << 8``, read and written through the two
-    properties: a slot costs 8 bytes on each of a simulated gigabyte's 262,144 items.
+    Also as in the kernel, the fields for the two trees share storage, the struct's union of
+    ``struct rb_node node`` ("when node of unstable tree") and ``{ stable_node *head; struct
+    hlist_node hlist; }`` ("when listed from stable tree"): while the item is listed on a stable
+    node, ``head``, ``hlist_next`` and ``hlist_pprev`` are its ``rb_parent``, ``rb_left`` and
+    ``rb_right``. Read ``head`` only where ``STABLE_FLAG`` is set, as the kernel does.
+
+    smart_scan's ``age`` and ``remaining_skips`` (Linux 6.7, modern:200-214) are not slots: they live
+    in the kernel's ``smart_scan_ages`` (see :meth:`ksmlab.modern.ModernOps.should_skip_rmap_item`).
+    Each slot would cost 8 bytes on each of a simulated gigabyte's 262,144 items.
     """
 
-    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum", "head", "skip_ages")
+    __slots__ = ("rmap_list", "anon_vma", "mm", "address", "oldchecksum")
 
     def __init__(self, mm, address: int):
         self.rb_parent = self          # a cleared node (RB_EMPTY_NODE)
@@ -99,26 +105,34 @@ class RmapItem(EmbeddedRBNode):
         self.mm = mm
         self.address = address
         self.oldchecksum = 0
-        self.head = None               # stable_node while in the stable tree
-        self.skip_ages = 0             # smart_scan (Linux 6.7) only: age, remaining_skips
 
     @property
-    def age(self) -> int:
-        """smart_scan: how many scans the page looked unchanged (saturates at 255)."""
-        return self.skip_ages & 0xFF
+    def head(self) -> StableNode | None:
+        """``rmap_item->head``: the stable node the item is listed on (with ``STABLE_FLAG``)."""
+        return self.rb_parent
 
-    @age.setter
-    def age(self, value: int) -> None:
-        self.skip_ages = (self.skip_ages & ~0xFF) | value
+    @head.setter
+    def head(self, stable_node: StableNode | None) -> None:
+        self.rb_parent = stable_node
 
     @property
-    def remaining_skips(self) -> int:
-        """smart_scan: how many scans to skip."""
-        return self.skip_ages >> 8
+    def hlist_next(self) -> RmapItem | None:
+        """``rmap_item->hlist.next``: the next item on the stable node's hlist (older), or ``None``."""
+        return self.rb_left
 
-    @remaining_skips.setter
-    def remaining_skips(self, value: int) -> None:
-        self.skip_ages = (self.skip_ages & 0xFF) | value << 8
+    @hlist_next.setter
+    def hlist_next(self, item: RmapItem | None) -> None:
+        self.rb_left = item
+
+    @property
+    def hlist_pprev(self):
+        """``rmap_item->hlist.pprev``, the object whose link points at this item: the previous item
+        (its ``hlist_next``) or the stable node (its ``hlist_first``)."""
+        return self.rb_right
+
+    @hlist_pprev.setter
+    def hlist_pprev(self, holder) -> None:
+        self.rb_right = holder
 
     @property
     def node(self) -> RmapItem:
@@ -144,22 +158,36 @@ class RmapItem(EmbeddedRBNode):
 class StableNode(EmbeddedRBNode):
     """``struct stable_node`` (``ksm.c.after:115-119``): a KSM page and the rmap_items mapping it.
 
-    ``hlist`` keeps insertion order; the kernel's ``hlist_add_head`` order is its reverse.
+    ``hlist_first`` is ``stable_node->hlist.first``, the head of a kernel ``hlist`` threaded
+    through the rmap_items (:func:`hlist_add_head`, :func:`hlist_del`), newest first;
+    ``rmap_hlist_len`` counts them (a field of Linux 4.13's stable_node; here in every mode, so
+    nothing walks the list to count). ``hlist`` gives the items as a tuple, newest first.
     With ``max_page_sharing`` (Linux 4.13) a tree node can be a chain: ``dups`` lists the KSM pages
     of its content, each a node of its own whose ``chain`` points back (see :mod:`ksmlab.modern`).
     """
 
-    __slots__ = ("hlist", "page", "kaddr", "dups", "chain")
+    __slots__ = ("hlist_first", "rmap_hlist_len", "page", "kaddr", "dups", "chain")
 
     def __init__(self, kaddr: int):
         self.rb_parent = self          # the embedded rb_node, cleared; owner is the node itself
         self.rb_left = self.rb_right = None
         self.rb_color = RB_RED
-        self.hlist: dict[RmapItem, None] = {}
+        self.hlist_first = None
+        self.rmap_hlist_len = 0
         self.page = None
         self.kaddr = kaddr
         self.dups = None
         self.chain = None
+
+    @property
+    def hlist(self) -> tuple[RmapItem, ...]:
+        """The rmap_items on the node's hlist, newest first (``hlist_for_each_entry`` order)."""
+        items = []
+        item = self.hlist_first
+        while item is not None:
+            items.append(item)
+            item = item.rb_left                # hlist_next
+        return tuple(items)
 
     @property
     def node(self) -> StableNode:
@@ -168,6 +196,32 @@ class StableNode(EmbeddedRBNode):
 
     def __repr__(self) -> str:
         return f"<stable_node {self.kaddr:#x} page {self.page.pfn if self.page else None}>"
+
+
+def hlist_add_head(rmap_item: RmapItem, stable_node: StableNode) -> None:
+    """``hlist_add_head(&rmap_item->hlist, &stable_node->hlist)`` (include/linux/list.h)."""
+    first = stable_node.hlist_first
+    rmap_item.hlist_next = first
+    if first is not None:
+        first.hlist_pprev = rmap_item
+    stable_node.hlist_first = rmap_item
+    rmap_item.hlist_pprev = stable_node
+    stable_node.rmap_hlist_len += 1
+
+
+def hlist_del(rmap_item: RmapItem, stable_node: StableNode) -> None:
+    """``hlist_del(&rmap_item->hlist)`` (include/linux/list.h): ``*pprev = next``, ``next->pprev =
+    pprev``. ``stable_node`` is the list's head (for ``rmap_hlist_len``)."""
+    nxt = rmap_item.hlist_next
+    pprev = rmap_item.hlist_pprev
+    if pprev is stable_node:
+        stable_node.hlist_first = nxt
+    else:
+        pprev.hlist_next = nxt
+    if nxt is not None:
+        nxt.hlist_pprev = pprev
+    rmap_item.hlist_next = rmap_item.hlist_pprev = None   # (LIST_POISON in the kernel)
+    stable_node.rmap_hlist_len -= 1
 
 
 class KsmScan:
@@ -235,6 +289,8 @@ class KsmOps:
     def free_rmap_item(self, rmap_item: RmapItem) -> None:
         """``free_rmap_item()`` (``ksm.c.after:245-250``)."""
         self.ksm_rmap_items -= 1
+        if self.smart_scan_ages:
+            self.smart_scan_ages.pop(rmap_item, None)
 
     @staticmethod
     def ksm_test_exit(mm) -> bool:
@@ -316,16 +372,19 @@ class KsmOps:
     def remove_node_from_stable_tree(self, stable_node: StableNode) -> None:
         """``remove_node_from_stable_tree()`` (``ksm.c.after:465-482``): a stale node goes, and
         the counters of every rmap_item listed on it with it."""
-        oldest = next(iter(stable_node.hlist), None)
-        for rmap_item in reversed(stable_node.hlist):       # hlist order: newest first
-            if rmap_item is not oldest:
+        rmap_item = stable_node.hlist_first
+        while rmap_item is not None:                       # hlist_for_each_entry: newest first
+            nxt = rmap_item.hlist_next
+            if nxt is not None:                            # if (rmap_item->hlist.next)
                 self.ksm_pages_sharing -= 1
             else:
                 self.ksm_pages_shared -= 1
             self.drop_anon_vma(rmap_item)
             rmap_item.address &= PAGE_MASK
-            rmap_item.head = None
-        stable_node.hlist.clear()
+            rmap_item.head = rmap_item.hlist_next = rmap_item.hlist_pprev = None
+            rmap_item = nxt
+        stable_node.hlist_first = None
+        stable_node.rmap_hlist_len = 0
         chain = stable_node.chain
         if chain is not None:                              # a dup of a stable-node chain
             chain.dups.remove(stable_node)
@@ -367,10 +426,10 @@ class KsmOps:
             if page is None:
                 return
             self.lock_page(page)
-            del stable_node.hlist[rmap_item]
+            hlist_del(rmap_item, stable_node)
             self.unlock_page(page)
             self.put_page(page)
-            if stable_node.hlist:
+            if stable_node.hlist_first is not None:     # if (stable_node->hlist.first)
                 self.ksm_pages_sharing -= 1
             else:
                 self.ksm_pages_shared -= 1
@@ -866,8 +925,8 @@ class KsmOps:
         in pages_shared, every further one in pages_sharing."""
         rmap_item.head = stable_node
         rmap_item.address |= STABLE_FLAG
-        first = not stable_node.hlist
-        stable_node.hlist[rmap_item] = None
+        first = stable_node.hlist_first is None
+        hlist_add_head(rmap_item, stable_node)
         if first:
             self.ksm_pages_shared += 1
         else:

@@ -49,19 +49,21 @@ class ModernOps:
         """``should_skip_rmap_item()`` (modern:2407-2446)."""
         if page.mapping_flags == 3:                        # never skip KSM pages
             return False
-        age = rmap_item.age
+        ages = self.smart_scan_ages                        # rmap_item -> (age, remaining_skips)
+        age, remaining_skips = ages.get(rmap_item, (0, 0))
         if age != 255:
-            rmap_item.age = age + 1
+            ages[rmap_item] = (age + 1, remaining_skips)     # rmap_item->age++
         if age < 3:
             return False
-        if not rmap_item.remaining_skips:
-            rmap_item.remaining_skips = skip_age(age)
+        if not remaining_skips:
+            ages[rmap_item] = (ages[rmap_item][0], skip_age(age))
             return False
         self.ksm_pages_skipped += 1
-        rmap_item.remaining_skips -= 1
+        remaining_skips -= 1
+        ages[rmap_item] = (ages[rmap_item][0], remaining_skips)
         self.remove_rmap_item_from_tree(rmap_item)
         if self.tracing:
-            self.ev("should_skip_rmap_item", f"smart_scan skips this page ({rmap_item.remaining_skips} more "
+            self.ev("should_skip_rmap_item", f"smart_scan skips this page ({remaining_skips} more "
                     "skips to go)", mm=rmap_item.mm, addr=rmap_item.address & ~0xFFF, pfn=page.pfn,
                     src="modern:2407")
         return True
@@ -102,7 +104,7 @@ class ModernOps:
 
     def is_page_sharing_candidate(self, stable_node) -> bool:
         """``is_page_sharing_candidate()`` (modern:1607-1624): room for one more rmap_item."""
-        n = len(stable_node.hlist)
+        n = stable_node.rmap_hlist_len
         return n > 0 and n < self.max_page_sharing
 
     def stable_node_dup(self, chain):
@@ -114,7 +116,7 @@ class ModernOps:
             if page.mapping_obj is not dup or page.mapping_flags != 3 or page._count == 0:
                 self.remove_node_from_stable_tree(dup)
                 continue
-            if self.is_page_sharing_candidate(dup) and (found is None or len(dup.hlist) > len(found.hlist)):
+            if self.is_page_sharing_candidate(dup) and (found is None or dup.rmap_hlist_len > found.rmap_hlist_len):
                 found = dup
         return found
 
