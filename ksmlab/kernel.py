@@ -47,6 +47,7 @@ class Kernel(PageOps, MemcgOps, RmapOps, MmOps, KsmOps, ModernOps):
         self.frames = FrameAllocator(ram_pages)
         self.contents = ContentStore(CHECKSUMS[checksum])
         self.pagevecs = [Pagevec(0), Pagevec(1)]     # CPU 0: the processes; CPU 1: ksmd
+        self.parked: dict = {}                          # page -> the pagevec holding it
         self.cpu = PROCESS_CPU                          # the CPU running now: ksm_do_scan switches to KSMD_CPU
         self.mmlist: list = []                          # every mm ever made (init_mm.mmlist; try_to_munlock walks it)
         self.cgroups: dict[str, MemCgroup] = {ROOT_CGROUP: MemCgroup(ROOT_CGROUP)}

@@ -32,7 +32,7 @@ from .errors import KernelOops, OutOfMemory
 from .mm import (MMF_VM_MERGEABLE, VM_DONTEXPAND, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_WRITE,
                  VM_HUGETLB, VM_INSERTPAGE, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MERGEABLE,
                  VM_MIXEDMAP, VM_NONLINEAR, VM_PFNMAP, VM_RESERVED, VM_SAO, VM_SHARED)
-from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
+from .page import (KSMD_CPU, LRU_ACTIVE_ANON, PAGE_MAPPING_ANON, PAGE_MAPPING_KSM, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PG_dirty, PG_locked,
                    PG_swapbacked, PG_uptodate, Page, page_stable_node, set_page_stable_node)
 from .rbtree import RB_LEFT, RB_RED, RB_RIGHT, EmbeddedRBNode, rb_erase, rb_insert_color, rb_link_node
 
@@ -167,6 +167,9 @@ class StableNode(EmbeddedRBNode):
     """
 
     __slots__ = ("hlist_first", "rmap_hlist_len", "page", "kaddr", "dups", "chain")
+
+    #: The tag bits of a ``page->mapping`` that points at a stable_node.
+    mapping_flags = PAGE_MAPPING_ANON | PAGE_MAPPING_KSM
 
     def __init__(self, kaddr: int):
         self.rb_parent = self          # the embedded rb_node, cleared; owner is the node itself
@@ -407,7 +410,7 @@ class KsmOps:
         and is removed.
         """
         page = stable_node.page
-        if (page.mapping_obj is not stable_node or page.mapping_flags != 3
+        if (page.mapping_obj is not stable_node                  # page->mapping != stable_node | 0x3
                 or not self.get_page_unless_zero(page)):
             self.remove_node_from_stable_tree(stable_node)
             return None
@@ -567,7 +570,7 @@ class KsmOps:
         if pte.write:
             if page._mapcount + 1 + 1 != page._count:    # mapcount + 1 + swapped != page_count
                 if self.tracing:
-                    why = " (it is still in a pagevec)" if page.pagevec is not None else ""
+                    why = " (it is still in a pagevec)" if page in self.parked else ""
                     self.ev("write_protect_page", f"fails: page_count {page._count} != mapcount "
                             f"{page._mapcount + 1} + 1{why}", mm=vma.vm_mm, addr=addr, pfn=page.pfn,
                             src=self._src(755, 755))
@@ -760,7 +763,9 @@ class KsmOps:
         with ``get_ksm_page`` and drops it after ``memcmp_pages``; ksmlab skips that net-zero pair
         and takes the reference only on a match.)
         """
-        stable_node = page.mapping_obj if page.mapping_flags == 3 else None   # page_stable_node(), inlined
+        stable_node = page.mapping_obj                                     # page_stable_node(), inlined
+        if stable_node.__class__ is not StableNode:
+            stable_node = None
         if stable_node is not None:                        # ksm page forked
             page._count += 1
             return stable_node
@@ -898,7 +903,7 @@ class KsmOps:
             tree_page = ptes[(addr >> 12) & 511]           # the pte's slot holds its page (mm.Pte)
             if tree_page is None:
                 return None, None
-            if not tree_page.mapping_flags & 1:            # !PageAnon (the zero page included)
+            if tree_page.mapping_obj is None:              # !PageAnon: no mapping (the zero page included)
                 return None, None
             if page is tree_page:                          # don't substitute a ksm page for a forked page
                 return None, None
@@ -1066,7 +1071,7 @@ class KsmOps:
                         ptes = pte_pages.get(address >> 21)
                         page = None if ptes is None else ptes[(address >> PAGE_SHIFT) & 511]
                         if page is not None:                 # the pte's slot holds its page (mm.Pte)
-                            if not page.zero and page.mapping_flags & 1:
+                            if page.mapping_obj is not None and not page.zero:   # PageAnon
                                 page._count += 1             # follow_page(FOLL_GET)
                                 rmap_item = scan.rmap_list.rmap_list
                                 if rmap_item is None or rmap_item.address & PAGE_MASK != address:

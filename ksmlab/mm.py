@@ -438,7 +438,7 @@ class MmOps:
         For an anonymous page the VMA must share its anon_vma; a KSM page has none
         (``page_anon_vma()`` is NULL), so it never matches.
         """
-        if page.mapping_flags != 1 or page.mapping_obj is not vma.anon_vma:
+        if page.mapping_obj is None or page.mapping_obj is not vma.anon_vma:   # page_anon_vma(page) != vma->anon_vma
             return None
         address = vma.vm_start + ((page.index - vma.vm_pgoff) << PAGE_SHIFT)
         if address < vma.vm_start or address >= vma.vm_end:

@@ -37,15 +37,16 @@ Model notes
 from __future__ import annotations
 
 from itertools import chain
+from weakref import WeakSet
 
 from .errors import KernelOops, OutOfMemory
 
 __all__ = [
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_MASK", "PAGE_MAPPING_ANON", "PAGE_MAPPING_KSM",
     "PAGE_MAPPING_FLAGS", "PAGEVEC_SIZE", "PG_locked", "PG_referenced", "PG_uptodate", "PG_dirty",
-    "PG_lru", "PG_active", "PG_swapbacked", "PG_unevictable", "PG_mlocked", "Page", "ZeroPage", "ContentStore",
+    "PG_lru", "PG_active", "PG_swapbacked", "PG_unevictable", "PG_mlocked", "Page", "ZeroPage", "shared_flags", "ContentStore",
     "FrameAllocator", "Pagevec", "PageAnon", "PageKsm", "PageLRU", "PageMlocked", "PageLocked",
-    "page_stable_node", "set_page_stable_node", "page_mapcount", "page_count", "page_mapped",
+    "page_stable_node", "set_page_stable_node", "NULL_STABLE_NODE", "page_mapcount", "page_count", "page_mapped",
     "page_to_pfn", "trylock_page", "lock_page", "unlock_page", "LRU_INACTIVE_ANON", "LRU_ACTIVE_ANON",
     "LRU_UNEVICTABLE", "PROCESS_CPU", "KSMD_CPU",
 ]
@@ -95,10 +96,19 @@ KSMD_CPU = 1
 
 
 class Page:
-    """``struct page``: one physical frame. ``memcg`` is the cgroup charged for it, or ``None``."""
+    """``struct page``: one physical frame. ``memcg`` is the cgroup charged for it, or ``None``.
 
-    __slots__ = ("pfn", "_count", "_mapcount", "mapping_obj", "mapping_flags", "index", "flags",
-                 "content", "memcg", "lru", "pagevec")
+    Which LRU list the page is on, ``lru``, is not a field: as ``page_lru()`` does in the kernel, it
+    is read from the flags (PG_lru, PG_unevictable, PG_active). Nor is ``pagevec``, as in the
+    kernel: the per-CPU pagevecs know the pages they hold (``Kernel.parked``: page -> pagevec).
+    ``page->mapping`` is ``mapping_obj``, the object it points at (an anon_vma, a stable_node, or
+    :data:`NULL_STABLE_NODE`), whose class carries the tag bits (``mapping_flags``): the kernel
+    keeps them in the pointer's low bits, ksmlab in the type of what it points at. A flags word that changes often is
+    a new ``int`` object each time (above 256, Python shares none): the words a page keeps once it
+    is on a list are shared through :func:`shared_flags`, which saves 32 bytes a page.
+    """
+
+    __slots__ = ("pfn", "_count", "_mapcount", "mapping_obj", "index", "flags", "content", "memcg")
 
     #: The shared zero page (:class:`ZeroPage`, pfn 0); a class attribute, so no page pays a slot for it.
     zero = False
@@ -107,20 +117,46 @@ class Page:
         self.pfn = pfn
         self._count = 0
         self._mapcount = -1
-        self.mapping_obj = None       # the anon_vma or stable_node the mapping points at
-        self.mapping_flags = 0        # low bits of page->mapping
+        self.mapping_obj = None       # what page->mapping points at: anon_vma, stable_node, or None
         self.index = 0                # linear page index: vaddr >> PAGE_SHIFT for anon pages
         self.flags = 0
         self.content = b""            # contents without trailing zeros (interned)
         self.memcg = None
-        self.lru = None               # which LRU list the page is on (PG_lru), or None
-        self.pagevec = None           # the per-CPU pagevec holding it, or None
+
+    @property
+    def lru(self) -> str | None:
+        """``page_lru()`` (2.6.32.70 include/linux/mm_inline.h:80-93): the LRU list the page is on,
+        from its flags (``LRU_UNEVICTABLE``, ``LRU_ACTIVE_ANON``, ``LRU_INACTIVE_ANON``), or ``None``
+        without PG_lru (in a pagevec, isolated, or free)."""
+        flags = self.flags
+        if not flags & PG_lru:
+            return None
+        if flags & PG_unevictable:
+            return LRU_UNEVICTABLE
+        return LRU_ACTIVE_ANON if flags & PG_active else LRU_INACTIVE_ANON
+
+    @property
+    def pagevec(self) -> Pagevec | None:
+        """The per-CPU pagevec holding the page, or ``None`` (looked up in the pagevecs; the engine
+        asks its kernel's ``parked`` instead)."""
+        for pvec in Pagevec.live:
+            for page, _ in pvec.pages:
+                if page is self:
+                    return pvec
+        return None
+
+    @property
+    def mapping_flags(self) -> int:
+        """The low bits of ``page->mapping``: 0 (no mapping), ``PAGE_MAPPING_ANON`` (an anon_vma) or
+        ``PAGE_MAPPING_ANON | PAGE_MAPPING_KSM`` (a stable_node, or the NULL one)."""
+        obj = self.mapping_obj
+        return 0 if obj is None else obj.mapping_flags
 
     @property
     def mapping(self) -> int:
         """``page->mapping`` as the kernel would hold it: an address with the tag bits or'ed in."""
         obj = self.mapping_obj
-        return (obj.kaddr if obj is not None else 0) | self.mapping_flags
+        return 0 if obj is None else obj.kaddr | obj.mapping_flags
 
     def flag_names(self) -> list[str]:
         """The set page flags by name, e.g. ``["uptodate", "dirty", "lru", "swapbacked"]``."""
@@ -131,11 +167,37 @@ class Page:
         return f"<page pfn={self.pfn} {kind} count={self._count} mapcount={self._mapcount + 1}>"
 
 
+#: One int object per flags word that pages keep (no kernel analogue), see :func:`shared_flags`.
+_FLAG_WORDS: dict[int, int] = {}
+
+
+def shared_flags(flags: int) -> int:
+    """``flags`` as the one int object every page with that flags word shares (a page's flags word
+    on an LRU list is above 256, so each change makes a new 32-byte int)."""
+    return _FLAG_WORDS.setdefault(flags, flags)
+
+
 class ZeroPage(Page):
     """``ZERO_PAGE(0)``: the shared zero page, pfn 0 (``page.zero`` is true)."""
 
     __slots__ = ()
     zero = True
+
+
+class _NullStableNode:
+    """What ``page->mapping`` points at after ``set_page_stable_node(page, NULL)``: nothing, with
+    both tag bits (``page->mapping`` is ``0x3``)."""
+
+    __slots__ = ()
+    kaddr = 0
+    mapping_flags = PAGE_MAPPING_FLAGS
+
+    def __repr__(self) -> str:
+        return "NULL_STABLE_NODE"
+
+
+#: ``page->mapping == PAGE_MAPPING_ANON | PAGE_MAPPING_KSM`` with a NULL stable node (hunk h2's upgrade).
+NULL_STABLE_NODE = _NullStableNode()
 
 
 # ---------------------------------------------------------------- page predicates (kernel names)
@@ -151,7 +213,7 @@ def PageKsm(page: Page) -> bool:
 
 
 def PageLRU(page: Page) -> bool:
-    return page.lru is not None
+    return bool(page.flags & PG_lru)
 
 
 def PageMlocked(page: Page) -> bool:
@@ -164,7 +226,10 @@ def PageLocked(page: Page) -> bool:
 
 def page_stable_node(page: Page):
     """``page_stable_node()``: the stable_node of a KSM page, else ``None``."""
-    return page.mapping_obj if page.mapping_flags == PAGE_MAPPING_FLAGS else None
+    obj = page.mapping_obj
+    if obj is None or obj is NULL_STABLE_NODE or obj.mapping_flags != PAGE_MAPPING_FLAGS:
+        return None
+    return obj
 
 
 def set_page_stable_node(page: Page, stable_node) -> None:
@@ -172,8 +237,7 @@ def set_page_stable_node(page: Page, stable_node) -> None:
 
     With ``stable_node`` ``None`` the mapping becomes ``0x3``: a KSM page with a NULL stable node.
     """
-    page.mapping_obj = stable_node
-    page.mapping_flags = PAGE_MAPPING_ANON | PAGE_MAPPING_KSM
+    page.mapping_obj = NULL_STABLE_NODE if stable_node is None else stable_node
 
 
 def page_mapcount(page: Page) -> int:
@@ -210,7 +274,7 @@ def lock_page(page: Page) -> None:
 def unlock_page(page: Page) -> None:
     if not page.flags & PG_locked:
         raise KernelOops("BUG_ON", "unlock_page", f"page {page.pfn} is not locked (VM_BUG_ON(!PageLocked(page)))", page.pfn)
-    page.flags &= ~PG_locked
+    page.flags = shared_flags(page.flags & ~PG_locked)
 
 
 # ---------------------------------------------------------------- contents
@@ -352,9 +416,7 @@ class FrameAllocator:
         if page.flags & PG_locked:
             raise KernelOops("Bad page state", function, f"page {page.pfn} is freed while locked", page.pfn)
         page.mapping_obj = None               # the free path resets page->mapping (get_ksm_page relies on it)
-        page.mapping_flags = 0
         page.flags = 0
-        page.lru = None
         page.content = b""
         page.index = 0                        # (stale in the kernel; nothing reads a free page's index)
         self.free_list.append(page.pfn)
@@ -374,11 +436,15 @@ class Pagevec:
     pagevec) puts each page on its LRU list and drops the reference.
     """
 
-    __slots__ = ("cpu", "pages")
+    __slots__ = ("cpu", "pages", "__weakref__")
+
+    #: Every pagevec of every kernel alive (for ``Page.pagevec``).
+    live: WeakSet = WeakSet()
 
     def __init__(self, cpu: int):
         self.cpu = cpu
         self.pages: list[tuple[Page, str]] = []
+        Pagevec.live.add(self)
 
     def __len__(self) -> int:
         return len(self.pages)
@@ -422,8 +488,8 @@ class PageOps:
         """
         page._count -= 1
         count = page._count
-        if count <= page._mapcount + (page.pagevec is not None):
-            parked = page.pagevec is not None
+        if count <= page._mapcount + (page in self.parked):
+            parked = page in self.parked
             raise KernelOops("Bad page state", function,
                              f"refcount underflow: page {page.pfn} has _count {count} but {page._mapcount + 1} "
                              "pte(s) map it" + (" and a pagevec holds it" if parked else "") + "; the kernel "
@@ -431,7 +497,7 @@ class PageOps:
                              "mapped: at the next unmap" + (" or when the pagevec drains" if parked else ""),
                              page.pfn)
         if count == 0:
-            if page.pagevec is not None:       # cannot happen: the pagevec holds a reference
+            if page in self.parked:            # cannot happen: the pagevec holds a reference
                 raise KernelOops("Bad page state", function, f"page {page.pfn} freed while in a pagevec", page.pfn)
             self.frames.free_page(page, function)
             if self.tracing:
@@ -455,7 +521,7 @@ class PageOps:
         page.flags &= ~(PG_active | PG_unevictable)
         pvec = self.pagevecs[cpu]
         page._count += 1
-        page.pagevec = pvec
+        self.parked[page] = pvec
         pvec.pages.append((page, lru))
         if len(pvec.pages) >= PAGEVEC_SIZE:
             self.__pagevec_lru_add(pvec)
@@ -482,11 +548,8 @@ class PageOps:
         """
         pages, pvec.pages = pvec.pages, []
         for page, lru in pages:
-            page.pagevec = None
-            page.lru = lru
-            page.flags |= PG_lru
-            if lru == LRU_ACTIVE_ANON:
-                page.flags |= PG_active
+            del self.parked[page]
+            page.flags = shared_flags(page.flags | (PG_lru | PG_active if lru == LRU_ACTIVE_ANON else PG_lru))
             if self.tracing:
                 if page.flags & PG_mlocked:
                     self.ev("lru_add_drain", f"page on the {lru} list although PG_mlocked (mlock_vma_page could "
@@ -500,18 +563,16 @@ class PageOps:
     def add_page_to_unevictable_list(self, page: Page) -> None:
         """``add_page_to_unevictable_list()`` (2.6.32.70 mm/swap.c:256-265): straight onto the
         unevictable list, no pagevec."""
-        page.flags |= PG_unevictable | PG_lru
-        page.lru = LRU_UNEVICTABLE
+        page.flags = shared_flags(page.flags | PG_unevictable | PG_lru)
 
     def isolate_lru_page(self, page: Page) -> int:
         """``isolate_lru_page()`` (2.6.32.70 mm/vmscan.c:1040-1058): take a page off its LRU list
         with a reference of its own; ``-EBUSY`` if it is on none (in a pagevec, say). PG_active and
         PG_unevictable stay set (``del_page_from_lru_list`` does not clear them)."""
-        if page.lru is None or page._count == 0:
+        if not page.flags & PG_lru or page._count == 0:
             return -EBUSY
         page._count += 1
         page.flags &= ~PG_lru
-        page.lru = None
         return 0
 
     def page_evictable(self, page: Page, vma=None) -> bool:
@@ -550,12 +611,10 @@ class PageOps:
         """``mark_page_accessed()`` (2.6.32.70 mm/swap.c:204-214): referenced; a second call on an
         inactive LRU page activates it."""
         if (not page.flags & (PG_active | PG_unevictable) and page.flags & PG_referenced
-                and page.lru is not None):
-            page.lru = LRU_ACTIVE_ANON                   # activate_page()
-            page.flags |= PG_active
-            page.flags &= ~PG_referenced
+                and page.flags & PG_lru):
+            page.flags = shared_flags((page.flags | PG_active) & ~PG_referenced)    # activate_page()
         elif not page.flags & PG_referenced:
-            page.flags |= PG_referenced
+            page.flags = shared_flags(page.flags | PG_referenced)
 
     # ------------------------------------------------------------ mlock (mm/mlock.c, mm/internal.h)
 
@@ -598,7 +657,7 @@ class PageOps:
         if not page.flags & PG_mlocked:
             return
         page.flags &= ~PG_mlocked
-        if page.mapping_obj is None and not page.mapping_flags:      # truncated?
+        if page.mapping_obj is None:                                 # truncated? (page->mapping NULL)
             return
         if self.isolate_lru_page(page) == 0:
             self.putback_lru_page(page)

@@ -36,6 +36,9 @@ class AnonVma:
 
     __slots__ = ("kaddr", "ksm_refcount", "vmas")
 
+    #: The tag bits of a ``page->mapping`` that points at an anon_vma.
+    mapping_flags = PAGE_MAPPING_ANON
+
     def __init__(self, kaddr: int):
         self.kaddr = kaddr
         self.ksm_refcount = 0
@@ -49,8 +52,7 @@ class RmapOps:
     """Mixin: ``page_add_*_rmap``, ``page_dup_rmap`` and ``page_remove_rmap`` on the kernel."""
 
     def __page_set_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:
-        page.mapping_obj = vma.anon_vma
-        page.mapping_flags = PAGE_MAPPING_ANON
+        page.mapping_obj = vma.anon_vma                       # page->mapping = anon_vma | PAGE_MAPPING_ANON
         page.index = address >> 12 if vpn is None else vpn    # the caller's int object: saves memory
 
     def page_add_new_anon_rmap(self, page: Page, vma, address: int, vpn: int | None = None) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .errors import InvariantViolation
 from .ksm import SEQNR_MASK, STABLE_FLAG, UNSTABLE_FLAG
-from .page import PAGE_SHIFT
+from .page import PAGE_SHIFT, page_stable_node
 from .rbtree import RBTreeError, rb_iter, validate_rbtree
 
 __all__ = ["validate"]
@@ -47,9 +47,10 @@ def validate(machine) -> None:
         ptes = ptes_per_pfn.get(page.pfn, 0)
         if page._mapcount + 1 != ptes:
             _fail("mapcount", f"page {page.pfn} has mapcount {page._mapcount + 1} but {ptes} pte(s) map it")
-        expected = ptes + (1 if page.pagevec is not None else 0)
+        parked = page in kernel.parked
+        expected = ptes + (1 if parked else 0)
         if page._count != expected:
-            held = " + 1 (pagevec)" if page.pagevec is not None else ""
+            held = " + 1 (pagevec)" if parked else ""
             _fail("refcount", f"page {page.pfn} has _count {page._count}, expected {ptes} (ptes){held} = {expected}")
     in_use = sum(1 for page in frames.mem_map[1:] if page._count > 0)
     if in_use + 1 != frames.nr_used:
@@ -93,14 +94,14 @@ def validate(machine) -> None:
     for node in stable_nodes:
         page = node.page
         live = page.mapping_obj is node and page.mapping_flags == 3 and page._count > 0
-        if live and page._mapcount < 0 and page.pagevec is None:
+        if live and page._mapcount < 0 and page not in kernel.parked:
             _fail("trees", f"KSM page {page.pfn} of a stable node is mapped by no pte")
         for item in node.hlist:
             if item.head is not node or not item.address & STABLE_FLAG:
                 _fail("trees", f"{item!r} is listed on the stable node of page {page.pfn} but its flags say "
                       f"{item.state()}")
     for page in frames.mem_map[1:]:
-        if page._count > 0 and page.mapping_flags == 3 and page.mapping_obj is not None:
+        if page._count > 0 and page_stable_node(page) is not None:
             if id(page.mapping_obj) not in stable_set or page.mapping_obj.page is not page:
                 _fail("trees", f"KSM page {page.pfn} points at a stable node that is not in the stable tree")
     unstable_nodes = set()
