@@ -745,32 +745,43 @@ def merged(m):
 hunk_switches(merged)
 
 # %% [markdown]
-# The same, printed by the function the widget calls: all applied (what the widget shows first), then
-# each change left out on its own:
+# The same, printed by the function the widget calls: all applied (what the widget shows first); then
+# each change left out on its own, one row per change (`run_with_switches`, which that function calls):
 
 # %%
 print(switches_view(merged))
 
 # %%
-for name in ("upgrade_in_place", "vm_locked_kpage_guard", "drop_lru_add_drain", "drop_put_page",
-             "access_once"):
-    print(f"--- {name} left out")
-    print(switches_view(merged, **{name: False}))
+from ksmlab.hunks import SWITCHES
+from ksmlab.views.accounting import NOBODY
+from ksmlab.views.course_widgets import run_with_switches
+
+
+def left_out(name):
+    """One row: the scenario run with the change `name` left out (every other change applied)."""
+    r = run_with_switches(merged, {name: False})
+    return {"outcome": r["outcome"], "unsafe": "; ".join(r["unsafe"]) or "no",
+            "pages_shared, pages_sharing": ", ".join(str(v) for v in r["counters"].values()),
+            "charged to A, B, no cgroup": ", ".join(str(r["charged"].get(k, 0))
+                                                    for k in ("A", "B", NOBODY))}
+
+
+pd.DataFrame({f"{name} left out": left_out(name) for name in SWITCHES}).T
 
 # %% [markdown]
 # - Of the five, only `drop_put_page` left out makes this scenario crash: the old `put_page(kpage)` takes
 #   one reference too many from the upgraded page (`Bad page state`).
 # - `upgrade_in_place` left out brings back the old allocating body of h5/h6, but `drop_put_page` stays
 #   on: the old code *without* its `put_page(kpage)`. It runs to the end, with the KSM page charged to no
-#   cgroup, and its `unsafe` line says what is wrong with it: the fresh kpage keeps its allocation
+#   cgroup, and its `unsafe` cell says what is wrong with it: the fresh kpage keeps its allocation
 #   reference for ever, one page leaked per merge (lesson 08, section 3, shows the leak after the
 #   processes exit). The old body is only sound together with its own `put_page(kpage)`.
 # - `vm_locked_kpage_guard` and `drop_lru_add_drain` change only what happens in a `VM_LOCKED` area,
 #   and `access_once` only a concurrent reader: this scenario has neither, so its numbers do not move.
-#   The `unsafe` line still names what would go wrong where they matter: without `kpage &&`, the NULL
+#   The `unsafe` column still names what would go wrong where they matter: without `kpage &&`, the NULL
 #   dereference in a locked area (run in h2 above). It lists only what the engine itself can run into:
 #   the `ACCESS_ONCE` race needs a second CPU reading at the same moment, so `access_once` left out reads
-#   `unsafe: no` here although the kernel could oops (the race explorer in h8 counts how often).
+#   `no` there although the kernel could oops (the race explorer in h8 counts how often).
 #   Lessons 08 and 09 have the scenarios where each of these changes shows.
 #
 # ## Discussion
