@@ -62,7 +62,7 @@ def test_the_z2jh_config_sizes_a_seat_from_the_measurements():
     mem = cfg["singleuser"]["memory"]
     mb = {k: int(v.rstrip("M")) for k, v in mem.items()}
     assert mb["guarantee"] < mb["limit"]
-    assert mb["limit"] >= 1359, "the limit must hold a seat with all ten lessons open (1359 MB RSS measured)"
+    assert mb["limit"] >= 1382, "the limit must hold a seat with all ten lessons open (up to 1382 MB RSS measured)"
     assert cfg["singleuser"]["defaultUrl"] == "/lab/tree/ksmlab/notebooks"
     dockerfile = (ROOT / "hub" / "z2jh" / "Dockerfile").read_text(encoding="utf-8")
     for name in ("pyproject.toml", "setup.py", "constraints.txt", "README.md", "LICENSE", "NOTICE"):

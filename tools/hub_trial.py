@@ -16,7 +16,9 @@ nbgitpuller) and configurable-http-proxy from npm (``--chp``):
 6. in each server, opens one lesson as JupyterLab does (the sessions API) and runs every code cell
    in order over the kernel's websocket (Run All), all students at once; records errors, wall time,
    the kernel's CPU seconds and peak RSS (VmHWM) and the seat's memory afterwards;
-7. optionally (``--series``) lets the first student run all ten lessons one after another, leaving
+7. optionally (``--browser N``) lets N students log in on the hub's page in headless Chromium
+   (playwright) and Run All another lesson from JupyterLab's Run menu, counting error outputs;
+   optionally (``--series``) lets the first student run all ten lessons one after another, leaving
    every kernel running as JupyterLab does when a tab is closed, and measures the seat then;
 8. stops every server through the API, stops the hub and removes the users and their homes, also
    when a step fails or the run is interrupted.
@@ -118,19 +120,25 @@ def seat(uid: int) -> dict:
     }
 
 
-def hub_and_proxy(hub_pid: int) -> dict:
-    """RSS of the hub and its proxy: root's processes in the hub's session (the students' servers run
-    as their own users)."""
+def hub_and_proxy(hub_pid: int, api_port: int) -> dict:
+    """RSS and CPU of the hub (root's processes in the hub's session; the students' servers run as
+    their own users) and of its proxy (JupyterHub starts it in a session of its own: found by its
+    API port)."""
     out = {}
     for pid in procs_of(0):
-        try:
-            sid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
-        except (OSError, IndexError, ValueError):
-            continue
-        if sid == hub_pid:
-            what = "proxy" if "configurable-http-proxy" in cmdline(pid) else "hub"
-            out[f"{what}_rss_mb"] = out.get(f"{what}_rss_mb", 0) + status_kb(pid, "VmRSS") / 1024
-            out[f"{what}_cpu_s"] = out.get(f"{what}_cpu_s", 0) + cpu_seconds(pid)
+        line = cmdline(pid)
+        if "configurable-http-proxy" in line and str(api_port) in line:
+            what = "proxy"
+        else:
+            try:
+                sid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+            except (OSError, IndexError, ValueError):
+                continue
+            if sid != hub_pid:
+                continue
+            what = "hub"
+        out[f"{what}_rss_mb"] = out.get(f"{what}_rss_mb", 0) + status_kb(pid, "VmRSS") / 1024
+        out[f"{what}_cpu_s"] = out.get(f"{what}_cpu_s", 0) + cpu_seconds(pid)
     return out
 
 
@@ -252,6 +260,43 @@ async def run_all(hub: Hub, name: str, uid: int, lesson: str, cells: list[str]) 
             "kernel_id": kernel_id, "session_id": session["id"]}
 
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+async def browser_student(hub: Hub, name: str, lesson: str, chromium: str) -> dict:
+    """A student in a real browser: the hub's log-in page (any password: DummyAuthenticator), then
+    the lesson in JupyterLab, Run All from the Run menu, and the error outputs counted."""
+    from playwright.async_api import async_playwright      # only with --browser
+    t0 = time.monotonic()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            await page.goto(f"{hub.url}/hub/login")
+            await page.fill("#username_input", name)
+            await page.fill("#password_input", "trial")
+            await page.click("#login_submit")
+            await page.wait_for_url(f"**/user/{name}/lab**", timeout=120_000)
+            logged_in = time.monotonic() - t0
+            await page.goto(f"{hub.url}/user/{name}/lab/workspaces/{uuid.uuid4().hex}/tree/{lesson}?reset")
+            await page.wait_for_function("document.body.innerText.includes('Idle')", timeout=180_000)
+            opened = time.monotonic() - t0
+            await page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            await page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            await page.wait_for_function(
+                "() => { const p = [...document.querySelectorAll('.jp-InputPrompt')].map(e => e.innerText);"
+                " return p.length > 0 && !p.some(t => t.includes('*')) && p.filter(t => /\\[\\d+\\]/.test(t)).length > 0"
+                " && document.body.innerText.includes('Idle'); }", timeout=300_000)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+                                  ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+            return {"student": name, "lesson": lesson, "logged_in_s": logged_in, "opened_s": opened,
+                    "run_all_done_s": time.monotonic() - t0, "error_outputs": await errors.all_inner_texts(),
+                    "executed_cells": await page.locator(".jp-CodeCell .jp-InputPrompt").count()}
+        finally:
+            await browser.close()
+
+
 # ----------------------------------------------------------------------------- the run
 
 def make_users(names: list[str]) -> None:
@@ -315,7 +360,11 @@ async def trial(args, names: list[str], hub: Hub, report: dict) -> None:
     report["load_after_lessons"] = loadavg()
     report["runs"] = runs
     report["after_lesson"] = {n: seat(uids[n]) for n in names}
-    report["hub_and_proxy"] = hub_and_proxy(report["hub_pid"])
+    report["hub_and_proxy"] = hub_and_proxy(report["hub_pid"], args.port + 1)
+    if args.browser:
+        # after the API run: a different lesson than the one each student ran, in a real browser
+        report["browser"] = [await browser_student(hub, n, f"ksmlab/notebooks/{lessons[(i + 1) % len(lessons)]}",
+                                                   args.chromium) for i, n in enumerate(names[:args.browser])]
     if args.series:
         first = names[0]
         # the lesson it ran already is still open; run the other nine after it, one by one
@@ -364,6 +413,10 @@ def print_report(report: dict) -> None:
               f"{sum(r['wall_s'] for r in report['series']):.1f} s wall, {cpu:.1f} kernel CPU s, "
               f"errors {sum(len(r['errors']) for r in report['series'])}; the seat then: {s['kernels']} kernels, "
               f"RSS {s['rss_mb']:.0f} MB, PSS {s['pss_mb']:.0f} MB")
+    for b in report.get("browser", []):
+        print(f"\nin Chromium, {b['student']}: logged in after {b['logged_in_s']:.1f} s, {Path(b['lesson']).name} open "
+              f"after {b['opened_s']:.1f} s, Run All done after {b['run_all_done_s']:.1f} s; {b['executed_cells']} code "
+              f"cells, error outputs: {len(b['error_outputs'])}")
     print(f"\nKSM settings unchanged: {report.get('ksm_unchanged')}; users removed: {not report.get('users_left')}")
 
 
@@ -379,6 +432,8 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=18000)
     parser.add_argument("--settle", type=float, default=15.0, help="seconds between start and the idle reading")
     parser.add_argument("--series", action="store_true", help="the first student also runs all ten lessons")
+    parser.add_argument("--browser", type=int, default=0, help="this many students also run a lesson in Chromium (playwright)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
