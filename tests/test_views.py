@@ -58,7 +58,7 @@ def test_the_displayed_widget_carries_a_static_fallback_with_the_numbers():
     view = mode_view(two_tenants, mode="allocate")
     data, _ = view._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
-    assert "VBox(" not in data["text/plain"] and "ksm.c: before: allocate" in data["text/plain"]
+    assert "VBox(" not in data["text/plain"] and "the kernel before the commit (allocate mode)" in data["text/plain"]
     html = data["text/html"]
     assert "data:image/png;base64," in html, "the picture is in the fallback"
     # the accounting row of the pages charged to nobody: 3, marked as differing from upgrade

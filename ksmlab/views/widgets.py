@@ -225,8 +225,12 @@ def mode_view(scenario: Callable[[Machine], object], mode: str = "upgrade", pict
     ``view.toggle`` is the toggle; ``mode_panel(scenario, mode)`` gives what it shows."""
     toggle = widgets.ToggleButtons(options=MODES, value=mode, description="ksm.c",
                                    style={"description_width": "initial"})
-    view = View(lambda mode: mode_panel(scenario, mode, picture=picture, **options), {"mode": toggle})
+    view = View(lambda mode: mode_panel(scenario, mode, picture=picture, **options), {"mode": toggle},
+                note="The live control is a toggle between the two versions.")
     view.toggle = toggle
+    # The static rendering names the version in words ("ksm.c: after: upgrade" read like a typo).
+    view.state_text = lambda: (f"the kernel {'before' if toggle.value == 'allocate' else 'after'} the commit "
+                               f"({toggle.value} mode)")
     return view
 
 
