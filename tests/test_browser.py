@@ -8,9 +8,11 @@ the file browser open:
   widget repr or "Error displaying widget";
 - Run All finishes without an error output;
 - no output scrolls sideways;
-- every toggle button of every widget is clicked, and the numbers the widget then shows are those
-  its printed twin (a later cell that calls the widget's function and prints it) shows for the same
-  choice: a widget with no twin on the page fails;
+- every control of every widget is driven: each option of a toggle group and of a dropdown, a
+  slider to its start, one step and its end, each checkbox on and off, each button; after each move
+  the widget shows something, and the numbers a Panel-style widget then shows are those its printed
+  twin (a later cell that calls the widget's function and prints it) shows for the same choice: such
+  a widget with no twin on the page fails, and so does an error output from any move;
 - a screenshot of each lesson goes to tests/screenshots/LESSON/ (ignored by git) for a person to look
   at; `KSMLAB_SCREENSHOTS=all` takes one per screenful of the whole lesson instead
   (`make screenshots`).
@@ -243,29 +245,10 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
         twins = [t for t in page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout'], "
                                          ".jp-OutputArea-output[data-mime-type='text/plain']").all_inner_texts()
                  if headings(t)]
-        groups = page.locator(".widget-toggle-buttons")
-        for g in range(groups.count()):
-            group = groups.nth(g)
-            view = group.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
-            output = view.locator(".widget-output")
-            matched = 0
-            buttons = group.locator("button")
-            for b in range(buttons.count()):
-                button = buttons.nth(b)
-                before = output.inner_text()
-                if "mod-active" not in (button.get_attribute("class") or ""):
-                    button.click()
-                    page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim() !== ''",
-                                           arg=[output.element_handle(), before], timeout=60_000)
-                shown = _settled(page, output)
-                assert figures(shown), f"{lesson}: widget {g} shows no numbers after '{button.inner_text()}'"
-                for twin in twins:
-                    if headings(twin) == headings(shown):
-                        assert figures(twin) == figures(shown), (
-                            f"{lesson}: widget {g} after '{button.inner_text()}' shows {figures(shown)}, "
-                            f"its printed twin {figures(twin)}")
-                        matched += 1
-            assert matched, f"{lesson}: widget {g} has no printed twin on the page"
+        driven = _drive_every_control(page, lesson, twins)
+        assert page.locator(".widget-output").count() == 0 or driven, f"{lesson}: a widget with no control driven"
+        assert errors.count() == 0, f"{lesson}: a control raised: {errors.all_inner_texts()}"
+        assert page.evaluate(SIDEWAYS) == [], f"{lesson}: outputs that scroll sideways after driving the widgets"
         page.wait_for_function("document.body.innerText.includes('Idle')", timeout=60_000)
         _screenshots(page, SCREENSHOTS / Path(lesson).stem)
     except Exception:
@@ -274,6 +257,75 @@ def test_lesson_in_jupyterlab(jupyterlab, browser, lesson):
     finally:
         context.close()
         _delete_sessions(base, token)
+
+
+# The kinds of control the lessons' widgets use, as ipywidgets 8 draws them, and how the test moves
+# each one: every option of a toggle group and of a dropdown, a slider to its start, one step on and
+# its end (keyboard, as a student without a mouse would), each checkbox on and back off, each button
+# pressed once. TOGGLE_GROUP etc. are the widgets' CSS classes.
+TOGGLE_GROUP, SLIDER, DROPDOWN, CHECKBOX, BUTTON = (".widget-toggle-buttons", ".widget-slider", ".widget-dropdown",
+                                                    ".widget-checkbox", ".widget-button")
+VIEW = "xpath=ancestor::div[contains(@class,'widget-vbox')][.//div[contains(@class,'widget-output')]][1]"
+
+
+def _moves(control, kind: str):
+    """(name, action) for each state the test puts ``control`` (of ``kind``) in, in order."""
+    if kind == TOGGLE_GROUP:
+        buttons = control.locator("button")
+        return [(f"'{buttons.nth(b).inner_text()}'", buttons.nth(b).click) for b in range(buttons.count())]
+    if kind == SLIDER:
+        handle = control.locator(".noUi-handle").first
+        return [(f"slider {key}", lambda key=key: handle.press(key)) for key in ("Home", "ArrowRight", "End")]
+    if kind == DROPDOWN:
+        select = control.locator("select").first
+        labels = select.locator("option").all_inner_texts()
+        return [(f"option '{label}'", lambda label=label: select.select_option(label=label)) for label in labels]
+    if kind == CHECKBOX:
+        box = control.locator("input[type=checkbox]").first
+        return [("checkbox on/off", box.click), ("checkbox back", box.click)]
+    return [(f"button '{control.inner_text()}'", control.click)]
+
+
+def _drive_every_control(page, lesson: str, twins: list[str]) -> int:
+    """Put every control of every widget through its states (:func:`_moves`). After each move the
+    widget's output must show numbers once it settles; where a printed twin has the same headings
+    (a Panel's, "... (allocate; ...)") its numbers must be the page's; and each widget with Panel
+    headings must meet its twin at least once. Returns how many moves were made."""
+    moves, met = 0, {}
+    for kind in (TOGGLE_GROUP, SLIDER, DROPDOWN, CHECKBOX, BUTTON):
+        controls = page.locator(f".jp-OutputArea-output {kind}")
+        for c in range(controls.count()):
+            control = controls.nth(c)
+            if kind == BUTTON and control.locator("xpath=ancestor::div[contains(@class,'widget-toggle-buttons')]").count():
+                continue                                    # a toggle group's buttons: driven as a group
+            view = control.locator(VIEW)
+            if view.count() == 0:
+                continue
+            output = view.locator(".widget-output").first
+            key = view.evaluate("el => el.dataset.ksmlabView || (el.dataset.ksmlabView = String(Math.random()))")
+            for name, act in _moves(control, kind):
+                before = output.inner_text()
+                act()
+                moves += 1
+                try:                                        # most moves redraw; a move to where it was does not
+                    page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim() !== ''",
+                                           arg=[output.element_handle(), before], timeout=3_000)
+                except Exception:
+                    pass
+                shown = _settled(page, output)
+                assert shown.strip(), f"{lesson}: a widget shows nothing after {name}"
+                if headings(shown):
+                    assert figures(shown), f"{lesson}: a widget shows no numbers after {name}"
+                    for twin in twins:
+                        if headings(twin) == headings(shown):
+                            assert figures(twin) == figures(shown), (
+                                f"{lesson}: after {name} a widget shows {figures(shown)}, its printed twin "
+                                f"{figures(twin)}")
+                            met[key] = True
+                    met.setdefault(key, False)
+    unmet = [k for k, v in met.items() if not v]
+    assert not unmet, f"{lesson}: {len(unmet)} widget(s) with Panel headings have no printed twin on the page"
+    return moves
 
 
 RACE = "09-the-race.ipynb"
