@@ -119,7 +119,7 @@ show("ksm.c.after:1-15")
 # | [09 · The race](09-the-race.ipynb) | the one piece of the diff about two CPUs at once, and the race it closes |
 # | [10 · The engine against the real kernel](10-the-engine-against-the-real-kernel.ipynb) | the simulator checked against a live Linux |
 #
-# Lessons 2 to 8 each have an exercise notebook in `exercises/` with the same name: predictions you
+# From lesson 2 on, a lesson has an exercise notebook in `exercises/` with the same name: predictions you
 # write down and the kit checks on the spot.
 #
 # ### How to run a lesson
@@ -247,7 +247,7 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 # 1. In the tour, how many physical pages did ksmd free, and which counter says so?
 # 2. Which of the two modes runs the kernel as it was before the commit?
 # 3. What does the citation `ksm.c.before:946` point to? Print it with `show` and say what the line
-#    does.
+#    does (the key under the listing explains its names).
 #
 # This lesson has no exercise notebook; the exercises start with
 # [exercises/02-ksm-in-a-nutshell.ipynb](../exercises/02-ksm-in-a-nutshell.ipynb).

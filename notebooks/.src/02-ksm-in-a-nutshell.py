@@ -116,8 +116,8 @@ show("ksm.c.after:1170-1200")
 # %% [markdown]
 # - **Stable first** (line 1173): a page identical to a KSM page is simply mapped onto it
 #   (`try_to_merge_with_ksm_page`); the stable node gains one more user.
-# - **The checksum rule** (lines 1196-1200): `calc_checksum` hashes the page (jhash2 over its 4096
-#   bytes, `ksm.c.after:691-698`). If the hash differs from the one stored in the rmap_item on the
+# - **The checksum rule** (lines 1196-1200): `calc_checksum` hashes the page (jhash2, Bob Jenkins'
+#   hash, over its 4096 bytes, `ksm.c.after:691-698`). If the hash differs from the one stored in the rmap_item on the
 #   previous pass, the page is changing: ksmd stores the new hash and leaves it. A page never seen has
 #   stored hash 0, so every page waits at least one pass. Pages skipped this way are *volatile*.
 # - Only then does `unstable_tree_search_insert` look for a twin in the unstable tree, or insert the
@@ -174,6 +174,11 @@ def process_with(machine, name, contents, cgroup="root"):
         process.write(addr + i * PAGE_SIZE, content)
     process.madvise(addr, len(contents) * PAGE_SIZE, "MADV_MERGEABLE")
     return process, addr
+
+
+def counters(machine):
+    """The KSM counters on one line: "pages_shared 1, pages_sharing 3, ..."."""
+    return ", ".join(f"{name} {value}" for name, value in machine.ksm_stats().items())
 
 
 m = Machine(mode="upgrade")
@@ -282,12 +287,12 @@ seven = [f"page {i}".encode() for i in range(7)]
 m = Machine(mode="upgrade")
 process_with(m, "a", seven)
 m.ksmd.run(full_scans=2)
-print("after 2 passes, a alone:", m.ksm_stats())
+print("after 2 passes, a alone:\n   ", counters(m))
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
 draw_tree(m.kernel.root_unstable_tree, label=tree_labels(m), ax=axes[0], title="unstable tree: a's 7 pages")
 process_with(m, "b", seven)
 m.ksmd.run(full_scans=2)
-print("after b joined and 2 more passes:", m.ksm_stats())
+print("after b joined and 2 more passes:\n   ", counters(m))
 draw_tree(m.kernel.root_stable_tree, label=tree_labels(m), ax=axes[1], title="stable tree: 7 KSM pages")
 plt.close(fig)
 fig
@@ -323,12 +328,12 @@ def mapped(process, addr):
 
 
 print("a maps", mapped(a, addr), "| b maps", mapped(b, addr))
-print("counters:", m.ksm_stats())
+print("counters:", counters(m))
 a.write(addr, b"changed by a")
 print("after a's write: a maps", mapped(a, addr), "| b maps", mapped(b, addr))
-print("counters:", m.ksm_stats())
+print("counters:", counters(m))
 m.ksmd.run(full_scans=1)
-print("after the next pass:", m.ksm_stats())
+print("after the next pass:\n   ", counters(m))
 
 # %% [markdown]
 # - Before the write both ptes are read-only and map the same KSM page.
@@ -352,7 +357,7 @@ m = Machine(mode="upgrade")
 m.sysfs["max_kernel_pages"] = 1
 process_with(m, "p", [bytes([c]) for c in b"aaaabbcd"])
 m.ksmd.run(full_scans=2)
-print("max_kernel_pages = 1:", m.ksm_stats())
+print("max_kernel_pages = 1:\n   ", counters(m))
 
 # %% [markdown]
 # - With room for one KSM page, the `a`s are merged (one KSM page, three further users), but the `b`
@@ -374,13 +379,21 @@ print("max_kernel_pages = 1:", m.ksm_stats())
 m = Machine(mode="upgrade")
 p, start = process_with(m, "p", [bytes([c]) for c in b"aaaabbcd"])
 m.ksmd.run(full_scans=2)
-print("merged:                 ", m.ksm_stats(), "pages in use:", len(m.pages_in_use()))
+rows = {}
+
+
+def record(when):
+    rows[when] = {**m.ksm_stats(), "pages in use": len(m.pages_in_use()), "run": m.sysfs["run"]}
+
+
+record("merged")
 p.madvise(start, 4 * PAGE_SIZE, "MADV_UNMERGEABLE")
-print("first 4 pages unmerged: ", m.ksm_stats(), "pages in use:", len(m.pages_in_use()))
+record("first 4 pages unmerged")
 m.ksmd.run(full_scans=1)
-print("after ksmd's next pass: ", m.ksm_stats(), "pages in use:", len(m.pages_in_use()))
+record("after ksmd's next pass")
 m.sysfs["run"] = 2
-print("run = 2:                ", m.ksm_stats(), "pages in use:", len(m.pages_in_use()), "run:", m.sysfs["run"])
+record("run = 2")
+pd.DataFrame.from_dict(rows, orient="index")
 
 # %% [markdown]
 # - Unmerging the four `a`s gives each its own page again at once (7 pages in use: four `a`s, the `b`

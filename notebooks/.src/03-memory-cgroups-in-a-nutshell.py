@@ -142,6 +142,7 @@ show("ksm.c.before:946-948")
 # `B`, and exits. We print the usage of every cgroup after each step.
 
 # %%
+import textwrap
 from ksmlab import Machine, PAGE_SIZE, OutOfMemory
 
 m = Machine(mode="upgrade")
@@ -191,7 +192,7 @@ for i in range(6):
         tenant.write(addr + i * PAGE_SIZE, f"page {i}".encode())
         print(f"page {i} written, T uses {m.memcg_usage()['T']} of 4")
     except OutOfMemory as why:
-        print(f"page {i}: OutOfMemory: {why}")
+        print(f"page {i}: OutOfMemory:", textwrap.fill(str(why), 96, subsequent_indent="    "))
         break
 print("page 4 reads back:", tenant.read(addr + 4 * PAGE_SIZE, 6))
 

@@ -129,8 +129,8 @@ show("ksm.c.after:513-536")
 #
 # ### Pagevecs and the LRU
 #
-# Reclaim chooses pages to evict from the *LRU* lists (least recently used; active and inactive, per
-# kind of page). A page on one carries the `PG_lru` flag. Adding a page to an LRU list takes a lock,
+# Reclaim chooses pages to evict from the *LRU* lists (least recently used; an active and an inactive
+# list for each kind of page, anonymous and file). A page on one carries the `PG_lru` flag. Adding a page to an LRU list takes a lock,
 # so the kernel batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
 # in this era, `2.6.32.70 include/linux/pagevec.h:12`), holding a reference, and moves the whole batch
 # when the pagevec is full or drained (`lru_add_drain`). Until then the page is not on any LRU list,

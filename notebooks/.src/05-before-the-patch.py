@@ -90,6 +90,10 @@ show("ksm.c.before:957-963")
 # %%
 show("ksm.c.before:965-973")
 
+# %% [markdown]
+# And inside `try_to_merge_one_page` (`ksm.c.before:838-885`), the write-protect, the comparison and the
+# replacement:
+
 # %%
 show("ksm.c.before:867-869")
 
