@@ -393,7 +393,7 @@ m.ksmd.run(full_scans=1)
 record("after ksmd's next pass")
 m.sysfs["run"] = 2
 record("run = 2")
-pd.DataFrame.from_dict(rows, orient="index")
+pd.DataFrame(rows)         # one column per moment (seven counters would not fit side by side)
 
 # %% [markdown]
 # - Unmerging the four `a`s gives each its own page again at once (7 pages in use: four `a`s, the `b`
