@@ -341,6 +341,10 @@ def _switches_heading(result: dict) -> str:
     out = [name for name, on in result["switches"].items() if on != (result["mode"] == "upgrade")]
     what = "every change as in the mode" if not out else "switched: " + ", ".join(
         f"{n} {'on' if result['switches'][n] else 'off'}" for n in out)
+    sw = result["switches"]
+    if not sw["upgrade_in_place"] and sw["drop_put_page"]:
+        # the combination a student meets by unticking upgrade_in_place alone: name what it is
+        what += "; that is the old allocating body without its put_page(kpage)"
     return f"the scenario with the commit's changes ({result['mode']}; {what})"
 
 

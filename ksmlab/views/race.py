@@ -9,6 +9,7 @@ widget base, :class:`ksmlab.views.widgets.View`).
 from __future__ import annotations
 
 import html
+import textwrap
 
 import ipywidgets as widgets
 import pandas as pd
@@ -119,8 +120,10 @@ class WitnessStep:
             mark = "▸" if r.n == self.step else " "
             src = r.step.src.replace("memory.c.5ad64688-excerpts.c", "memory.c")
             lines.append(f"{mark}{r.n:>3}  {r.step.path:<7}{r.step.short:<27}{src:<24}{r.mapping:<15}{r.lock or '-'}")
-        lines.append(self.now())
-        lines.append("; ".join(f"{k} = {v}" for k, v in self.state().items()))
+        # the two long lines wrapped, so the printed twin reads in a 1280-pixel window
+        lines.append(textwrap.fill(self.now(), width=100, subsequent_indent="    "))
+        lines.append(textwrap.fill("; ".join(f"{k} = {v}" for k, v in self.state().items()), width=100,
+                                   subsequent_indent="    "))
         return "\n".join(lines)
 
     def _repr_pretty_(self, p, cycle) -> None:

@@ -78,7 +78,7 @@ hunks_frame()[["file", "kind", "switches"]]
 # *probe* it: `probe(machine, "try_to_merge_one_page")` records every call of that kernel function while
 # ksmd runs, with the state of its page arguments (kind, `page->mapping`, memcg, `_count`, mapcount,
 # flags) as the call began and as it returned, its return value and the trace events it recorded. The
-# probe is the kit's, not the kernel's (think of it as ftrace's function tracer); it changes nothing the
+# probe is the kit's, not the kernel's (think of it as the kernel's function tracer, ftrace); it changes nothing the
 # model does.
 #
 # The scenario is lesson 2's smallest: two processes `a` (memory cgroup A) and `b` (B) each write the
@@ -191,9 +191,12 @@ show_hunk("h2")
 #     (`isolate_lru_page`). The old fresh kpage was on none yet: h5's `lru_cache_add_lru`
 #     (`ksm.c.before:963`) had just parked it in ksmd's per-CPU pagevec, so the old code drained that
 #     pagevec first. After the commit, the KSM page that a second call merges onto is the upgraded page,
-#     which has been on an LRU list since its fault. There is nothing of the KSM page's left to drain.
-#     Even in the old code a missing drain only delayed the move: vmscan moves an mlocked page it meets
-#     on an ordinary list.
+#     which has normally been on an LRU list since its fault. There is nothing of the KSM page's left to
+#     drain. (Normally: a page whose pte is writable cannot still be in a pagevec, since the pagevec's
+#     reference would fail `write_protect_page`'s count check; but with a read-only pte the count is not
+#     checked, so a page still in a pagevec could be upgraded, and `mlock_vma_page` would then fail to
+#     isolate it.) Either way a missing drain only delays the move, in the old code too: vmscan moves an
+#     mlocked page it meets on an ordinary list.
 #
 #   Lesson [08 · Locked pages and references](08-locked-pages-and-references.ipynb) runs each of the two
 #   lines switched off on its own, including the old code where the drain really runs. The guard is run
@@ -207,8 +210,8 @@ show_hunk("h2")
 # > integrity of that anon_vma list is unaffected)." The code that decides something from `PageAnon` /
 # > `PageKsm` of a mapped page, and how it is kept safe:
 # >
-# > - a pte added to the page (`page_add_anon_rmap`, from the swap-in fault): its callers hold the page
-# >   lock; hunk h9 documents that below;
+# > - a pte added to the page (`page_add_anon_rmap`, from the swap-in fault or from page migration
+# >   putting its ptes back): its callers hold the page lock; hunk h9 documents that below;
 # > - a write fault (`do_wp_page`): it tests `PageAnon && !PageKsm` before it has the lock
 # >   (`memory.c.5ad64688-excerpts.c:49`), but then takes the lock, waiting for ksmd if need be (`:50-53`),
 # >   and decides whether to reuse the page in place with `reuse_swap_page` under that lock (`:63`),
@@ -320,10 +323,13 @@ show("ksm.c.after:903-926")
 # %% [markdown]
 # - The `down_read(&mm->mmap_sem)`, `ksm_test_exit(mm)`, `find_vma` and `vma->vm_start >
 #   rmap_item->address` checks (`:910-915`), the call of `try_to_merge_one_page` (`:917`), the
-#   `hold_anon_vma` taken "while still holding mmap_sem" (`:921-922`) and the `up_read` (`:924`) are line
-#   for line the block hunk h5 deletes from `try_to_merge_two_pages` (`ksm.c.before:950-972`). After the
-#   commit that block runs here, once for the scanned page (with `kpage` NULL) and once for the tree
-#   page. (ksmlab runs one thing at a time, so it models `mmap_sem` as never contended and does not
+#   `hold_anon_vma` taken "while still holding mmap_sem" (`:921-922`) and the `up_read` (`:924`) are the
+#   block hunk h5 deletes from `try_to_merge_two_pages` (`ksm.c.before:950-972`), line for line except
+#   the copy and the flag setting (`ksm.c.before:957-963`), which have no place here. After the commit
+#   that block runs here, once for the scanned page (with `kpage` NULL) and once for the tree page.
+#   Note that the commit left this function's own comment as it was: "no new kernel page is allocated:
+#   kpage must already be a ksm page" (`ksm.c.after:897-899`) is no longer quite true, since `kpage`
+#   may now be NULL (h1 updated only `try_to_merge_one_page`'s comment). You did not misread it. (ksmlab runs one thing at a time, so it models `mmap_sem` as never contended and does not
 #   trace it; `find_vma`, the exit test and `hold_anon_vma` are modelled.)
 #
 # ### h5: `try_to_merge_two_pages` stops allocating (behaviour)
@@ -400,16 +406,17 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 #   The `flags` column shows the difference: the old fresh kpage has `dirty` (`ksm.c.before:959`), the
 #   upgraded page has not (the model keeps no pte dirty bit to show).
 # - The upgraded page also has `lru` and `active`: it has been on the active anonymous LRU list since
-#   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:403`), where the old kpage went only when ksmd's
+#   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:425-431`), where the old kpage went only when ksmd's
 #   pagevec drained.
-# - Later kernels stopped marking the page dirty in `add_to_swap` (with the `MADV_FREE` work, which lets
-#   reclaim simply free a clean anonymous page whose ptes are clean too). From then on a page's own
-#   dirty bit, or a pte's, is what gets it written to swap. A KSM page can lose every dirty pte (a's
-#   pte is clean from the start, and b's goes when b writes or exits), and today's `write_protect_page`
-#   even cleans the pte as it write-protects it, moving its dirty bit to the folio
-#   (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then `pte_mkclean`). So after upgrading, today's
-#   code sets the page dirty if it is not yet, because "page reclaim just frees a clean page with no
-#   dirty ptes: make sure that the ksm page would be swapped" (`ksm.c.6.12.117:1486-1490`).
+# - Today's code sets the page dirty itself after upgrading, if it is not yet, because "page reclaim just
+#   frees a clean page with no dirty ptes: make sure that the ksm page would be swapped"
+#   (`ksm.c.6.12.117:1486-1490`). That line came with the `MADV_FREE` rework of reclaim, when for a time
+#   `add_to_swap` no longer marked the page dirty and a clean anonymous page with clean ptes could be
+#   freed without being written; mainline's `add_to_swap` marks the folio dirty again today. Today's
+#   `write_protect_page` also cleans the pte as it write-protects it, moving its dirty bit to the folio
+#   (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then `pte_mkclean`). This history is in
+#   `mm/swap_state.c` of those kernels, which the kit does not ship, so take it as background, not as
+#   something checked here.
 
 # %%
 show("modern:1481-1494")
@@ -516,7 +523,7 @@ table[table["content"] == "twin"][["kind", "_count", "mapcount", "mapping", "mem
 #   page 1, and then `write_protect_page` would give up at once: `page_address_in_vma` (`ksm.c.after:728`)
 #   gives `-EFAULT` for a KSM page, whose `page_anon_vma` is NULL (`rmap.c.after:253`).
 # - Reclaim cannot evict page 1 either. To unmap a KSM page it calls `try_to_unmap_ksm`
-#   (`rmap.c.after:1169-1170`), which gives up with `SWAP_FAIL` for a NULL stable node
+#   (`rmap.c.after:1169-1170`), which gives up with `SWAP_FAIL` ("could not unmap") for a NULL stable node
 #   (`ksm.c.after:1622-1624`), and `shrink_page_list` then puts the page back on the active list
 #   (`2.6.32.70 mm/vmscan.c:677-678`). (`page_referenced_ksm` also finds no references for it,
 #   `ksm.c.after:1571-1573`, but that alone would not stop reclaim: it only makes the page look idle.) So
@@ -565,6 +572,10 @@ kpage_counts("allocate")
 # - A row appears whenever the count changes. The fresh kpage starts at 1 (`alloc_page`), gets the
 #   pagevec's reference (2) and one per pte (4). `put_page` (h7) drops the allocation's: 3, that is the
 #   2 ptes and the pagevec, whose reference goes when it drains as the next pass begins (lesson 05).
+#   That drain is the model's: by default it drains every pagevec as a pass begins, as today's kernels
+#   do with `lru_add_drain_all()`; 2009's ksmd did not, and its pagevec drained when it filled up or
+#   when some code called `lru_add_drain()` (lesson 04; `Machine(drain_before_pass=False)` turns the
+#   model's drain off, as in h6).
 
 # %%
 kpage_counts("upgrade")
@@ -573,7 +584,7 @@ kpage_counts("upgrade")
 # - b's page has 1 (its pte), 2 while ksmd holds it (`follow_page`), 3 when a's pte joins, and ends at
 #   exactly its two ptes once `ksm_do_scan` drops ksmd's reference. (The first row is the event that
 #   starts the pass; `follow_page` runs inside `scan_get_next_rmap_item`, but the model records the
-#   reference it takes with the next event, `ksm_do_scan`'s visit of the page, `ksm.c.after:1378`, so
+#   reference it takes with the next event, `ksm_do_scan`'s visit of the page (`ksm.c.after:1385-1389`), so
 #   the 2 shows on that row.) One more `put_page` would leave
 #   `_count` below the number of ptes: lesson 08 switches that line back on.
 #
@@ -607,7 +618,9 @@ show_hunk("h8")
 #   | 4 | `spin_lock(&anon_vma->lock)` at address 0x2: **oops** | |
 #
 #   If step 3 comes after `stable_tree_insert` instead, the pointer is `stable_node | 3` minus 1, two
-#   bytes into the stable node, and the "lock" is taken inside it: a silent corruption.
+#   bytes into the stable node, and the "lock" is taken inside it: memory corruption. (The model stops
+#   there; the real reader would go on to walk a "list of vmas" that lies inside the stable node, and
+#   would likely hang or crash sooner or later.)
 # - **The fix.** `ACCESS_ONCE(x)` reads `x` through a `volatile` pointer, which the compiler must load
 #   exactly once (`rmap.c.after:207`). Test and pointer then come from the same value: either the old
 #   `anon_vma | 1`, and the function locks the page's real anon_vma, which is harmless for a page that is
@@ -651,8 +664,10 @@ show("rmap.c.after:673-688")
 #   otherwise either sets `page->mapping = anon_vma | 1` for a first mapping (`__page_set_anon_rmap`,
 #   `:684`) or, for a further one, checks that the mapping is this vma's anon_vma
 #   (`__page_check_anon_rmap`, `:686`, a `BUG_ON` if not).
-# - **Who calls it on a page ksmd might be upgrading.** ksmd only upgrades a page some process maps. The
-#   caller that adds a pte to such a page is the swap-in fault, `do_swap_page`: a page that was written to
+# - **Who calls it on a page ksmd might be upgrading.** ksmd only upgrades a page some process maps. Two
+#   callers add a pte to such a page, both with the page locked: page migration's `remove_migration_pte`
+#   (`mm/migrate.c`, not shipped with the kit), as it puts back a moved page's ptes one by one; and the
+#   one the race explorer models, the swap-in fault, `do_swap_page`: a page that was written to
 #   swap and read back sits in the *swap cache* (pages that have a copy on swap and are also in memory);
 #   when a second process whose pte still holds the swap entry (a forked child, say) faults, it maps that
 #   same page. `do_swap_page` takes the page lock first (`lock_page`,

@@ -261,7 +261,7 @@ events.tail(4)
 #   drain could have stayed, as the run with the old line kept shows, at the cost of draining ksmd's
 #   pagevec more often.
 # - **A side effect worth knowing.** After a merge in a locked area, the munlocked old page stays in use,
-#   charged to no cgroup, until ksmd's pagevec drains (scenario 1): "charged to no cgroup" is not only the
+#   charged to no cgroup, until ksmd's pagevec drains (section 1): "charged to no cgroup" is not only the
 #   old code's KSM pages.
 #
 # ## Check yourself

@@ -130,7 +130,7 @@ show("rmap.c.after:207")
 # |---|---|---|---|
 # | `anon_vma\|1` | `anon_vma\|1` | the page's anon_vma | locks it: correct |
 # | `anon_vma\|1` | `0x3` | `0x2` | writes near address 2: an **oops** |
-# | `anon_vma\|1` | `stable_node\|3` | `stable_node + 2` | writes into `stable_node->page`: **silent corruption** |
+# | `anon_vma\|1` | `stable_node\|3` | `stable_node + 2` | writes into `stable_node->page`: **memory corruption** (see "What the model leaves out") |
 # | `0x3` or `stable_node\|3` | (not reached) | | the test fails, NULL: a reference missed, harmless |
 #
 # `ACCESS_ONCE(page->mapping)` is a volatile read, and the compiler must perform it exactly once. With
@@ -156,7 +156,9 @@ show("rmap.c.after:662-687")
 # %% [markdown]
 # Which caller can add a pte to a page that ksmd may be upgrading at that moment? ksmd only upgrades a
 # page that some process maps (it found it through a pte). So the caller must map an *already mapped* or
-# *re-mapped* page. The caller that does that is `do_swap_page` on a page still in the **swap cache**
+# *re-mapped* page. Two callers do that, both with the page locked: page migration's
+# `remove_migration_pte` (`mm/migrate.c`, not shipped with the kit), as it puts back the ptes of a page it
+# moved, one by one; and the one this lesson follows, `do_swap_page` on a page still in the **swap cache**
 # (the set of pages that have a slot on swap and are also in memory, found by their swap entry: a pte
 # that was swapped out holds that entry instead of a page frame).
 # Suppose process A swapped the page in and maps it, and A's forked child B still has the swap entry in
@@ -167,8 +169,9 @@ show("rmap.c.after:662-687")
 show("memory.c.5ad64688-excerpts.c:354-357")
 
 # %% [markdown]
-# `ksm_might_need_to_copy` (from the later commit 5ad64688, `ksm.h.5ad64688:62-86`; at the commit of this
-# course, 80e14822, the line is not there yet, and the race does not depend on it) returns the page
+# `ksm_might_need_to_copy` (from the earlier commit 5ad64688 of the same series, "ksm: let shared pages
+# be swappable", `ksm.h.5ad64688:62-86`, so already in the tree at 80e14822: `ksm.c.before:1557` has its
+# helper `ksm_does_need_to_copy`) returns the page
 # itself unless it belongs to another anon_vma or offset, in which case it returns a copy; here B's
 # page is A's anon page, so it returns the page. In the next excerpt `reuse_swap_page` decides, on a
 # write fault only, whether this process is the page's sole user so that its pte may be made writable
@@ -196,7 +199,8 @@ show("memory.c.5ad64688-excerpts.c:395-409")
 # step ids (`K1 K2 R1 ...`). A `lock_page` whose lock is held cannot be scheduled, and an oops stops the
 # machine, so a schedule ends there. The **explorer** runs every schedule, classifies how it ends, and
 # keeps one of the shortest for each outcome (its *witness*). Here are the steps of ksmd and of the
-# reader, in the compilation without `ACCESS_ONCE` (which adds `R6`):
+# reader, in the compilation without `ACCESS_ONCE` (which adds `R6`). Several steps run under a *pte
+# lock*: the spinlock of one page table, which code that reads or changes a pte of it holds.
 
 # %%
 from ksmlab import race
@@ -218,6 +222,12 @@ import textwrap
 print(textwrap.fill(race.PRECONDITIONS, width=100))
 print()
 print(textwrap.fill(race.SCENARIOS["reclaim"].preconditions, width=100))
+
+# %% [markdown]
+# (`vm_page_prot` is a vma's default protection bits for a new pte; in a private mapping it has no write
+# bit, so a pte made from it is read-only until a write fault makes the page private.) The model's start,
+# with reclaim already holding the page, is what needs the read-only pte; in the kernel reclaim can also
+# take the page just after ksmd's count check, so a writable pte is not safe either (Discussion, point 2).
 
 # %% [markdown]
 # ## Practical
@@ -336,8 +346,8 @@ for mode in ("allocate", "upgrade"):
     anon_vma = m.kernel.page_lock_anon_vma(p.page_at(addr))
     e = race.explore("reclaim", machine=m)
     loads = ", ".join(PAGE_LOCK_ANON_VMA_LOADS[m.switches["access_once"]])
-    print(f"{mode:<9} loads at {loads:<38} "
-          f"sequentially: {anon_vma}; explored: {e.total} schedules, {e.counts['oops_0x2']} oops")
+    print(f"{mode}: page->mapping loaded at {loads}")
+    print(f"    run alone: {anon_vma}; explored: {e.total} schedules, {e.counts['oops_0x2']} oops")
 
 # %% [markdown]
 # - The sequential result is the same in both modes, as expected. The difference appears only when the
@@ -359,11 +369,16 @@ for mode in ("allocate", "upgrade"):
 # 1. **More harmless outcomes.** The reader that sees a KSM page goes through `page_referenced`'s own
 #    branch: a failed trylock (counted as referenced), the NULL stable node between ksmd's two sections
 #    (`page_referenced_ksm` returns 0, `ksm.c.after:1571-1573`), or the finished node.
-# 2. **The race needs a read-only pte.** With a writable pte, `write_protect_page`'s count check fails
-#    because of the reference reclaim holds while the page is off the LRU list, so ksmd never upgrades a
-#    page that reclaim is looking at. The window is open only for pages whose ptes are already
-#    write-protected: swapped in by a read fault, or shared after fork. This narrows the race but does
-#    not close it.
+# 2. **The model's start needs a read-only pte.** The model starts with reclaim already holding the page
+#    (isolated from its LRU list, one reference more). With a writable pte, `write_protect_page`'s count
+#    check (`ksm.c.after:755`) would then fail and ksmd would back off, so the model's window is open
+#    only for pages whose ptes are already write-protected: swapped in by a read fault, or shared after
+#    fork. In the kernel the window is wider: the count check runs once, at K2, and reclaim may isolate
+#    the page right after it (isolation takes its reference with `get_page_unless_zero`,
+#    `2.6.32.70 mm/vmscan.c:851`, and holds neither the page lock nor the pte lock), then call
+#    `page_referenced` with `is_locked = 0` (`:1394-1395`) before ksmd's K3. ksmd holds only the page
+#    lock and `mmap_sem` there, so it can be preempted between K2 and K3. The window is short but open
+#    for writable ptes too.
 # 3. **A downgrade needs a first mapping.** A non-first mapping without the lock trips
 #    `__page_check_anon_rmap` instead, with `CONFIG_DEBUG_VM`. A first mapping of a page that ksmd is
 #    upgrading needs the page to lose all its ptes meanwhile, as A's `MADV_DONTNEED` does here.
@@ -376,7 +391,11 @@ for mode in ("allocate", "upgrade"):
 # could send the reader into `page_referenced_ksm` without the page lock. The commit does not touch that
 # line, and the explorer does not model it. The model also assumes sequentially consistent memory and
 # `CONFIG_DEBUG_VM`. It leaves out reference counts, `PG_referenced`, and what `page_referenced_one`
-# does under each pte lock. The counts are numbers of interleavings at this granularity, not
+# does under each pte lock. After the corrupting `spin_lock` of the two-load compilation, the real reader would go on:
+# `page_referenced_anon` walks `anon_vma->head` (`rmap.c.after:407`), which then lies inside the
+# `struct stable_node`, so it walks garbage as a list of vmas, and a ticket spinlock taken on arbitrary
+# bytes may spin for ever. The model stops at the lock and calls it corruption; in the kernel it would
+# likely end in a hang or a crash, not necessarily stay silent. The counts are numbers of interleavings at this granularity, not
 # probabilities: a real CPU rarely stops between two adjacent loads.
 #
 # ## Check yourself
@@ -385,8 +404,8 @@ for mode in ("allocate", "upgrade"):
 #    KSM page. Why is that still correct?
 # 2. Why does ksmd's `replace_page` not need the KSM page's lock to call `page_add_anon_rmap` on it, when
 #    `do_swap_page` needs it?
-# 3. The totals are 244 before the commit and 89 after. Explain where the difference comes from, without
-#    reading the tests.
+# 3. The totals are 244 before the commit and 89 after. Which step does the two-load compilation have
+#    that `ACCESS_ONCE`'s does not, and why does one more step to interleave give more schedules?
 #
 # Then try the exercise: [exercises/09-the-race.ipynb](../exercises/09-the-race.ipynb) asks you to find a
 # schedule that oopses.

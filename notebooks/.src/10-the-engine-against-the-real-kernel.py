@@ -65,9 +65,11 @@ from ksmlab.scenarios import SCENARIOS, canonical, engine_for_parity, load_obser
 from ksmlab.views import tables  # noqa: F401  (full-text, left-aligned tables)
 
 obs = load_observations()[-1]
-print(f"recorded on Linux {obs['kernel']} on {obs['date']} with `{obs['recorded_with']}`, "
-      f"{obs['repeats']} identical runs per scenario")
-print("ksmd settings during the recording:", obs["knobs"])
+print(f"recorded on Linux {obs['kernel']} on {obs['date']}")
+print(f"with `{obs['recorded_with']}`, {obs['repeats']} identical runs per scenario")
+print("ksmd settings during the recording:")
+for knob, value in obs["knobs"].items():
+    print(f"    {knob} = {value}")
 print("stepping:", obs["stepping"])
 
 # %% [markdown]
@@ -221,7 +223,8 @@ disagree = {label: [name for name, fn in SCENARIOS.items()
                     if not agrees(canonical(fn(engine(**options))), name)]
             for label, options in variants.items()}
 for label, names in disagree.items():
-    print(textwrap.fill(f"{label}: {', '.join(names) or 'none'}", width=100, subsequent_indent="    "))
+    line = f"{label}: {', '.join(names) or 'none'}"
+    print(textwrap.fill(line, width=100, subsequent_indent="    "))
 
 # %% [markdown]
 # - **As recorded**: none disagree.
