@@ -408,15 +408,11 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 # - The upgraded page also has `lru` and `active`: it has been on the active anonymous LRU list since
 #   its fault (`rmap.c.after:709`, `2.6.32.70 mm/swap.c:425-431`), where the old kpage went only when ksmd's
 #   pagevec drained.
-# - Today's code sets the page dirty itself after upgrading, if it is not yet, because "page reclaim just
-#   frees a clean page with no dirty ptes: make sure that the ksm page would be swapped"
-#   (`ksm.c.6.12.117:1486-1490`). That line came with the `MADV_FREE` rework of reclaim, when for a time
-#   `add_to_swap` no longer marked the page dirty and a clean anonymous page with clean ptes could be
-#   freed without being written; mainline's `add_to_swap` marks the folio dirty again today. Today's
-#   `write_protect_page` also cleans the pte as it write-protects it, moving its dirty bit to the folio
-#   (`ksm.c.6.12.117:1310-1312`, `folio_mark_dirty` then `pte_mkclean`). This history is in
-#   `mm/swap_state.c` of those kernels, which the kit does not ship, so take it as background, not as
-#   something checked here.
+# - Today's code no longer leaves this to chance. Its `write_protect_page` cleans the pte as it
+#   write-protects it, moving the pte's dirty bit to the folio (`ksm.c.6.12.117:1310-1312`,
+#   `folio_mark_dirty` then `pte_mkclean`), and after upgrading it sets the page dirty if it is not yet,
+#   because "page reclaim just frees a clean page with no dirty ptes: make sure that the ksm page would
+#   be swapped" (`ksm.c.6.12.117:1486-1490`). So a KSM page's dirty state is on the page itself.
 
 # %%
 show("modern:1481-1494")
