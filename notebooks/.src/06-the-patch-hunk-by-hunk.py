@@ -35,7 +35,9 @@
 #
 # **Contents.** *Theory*: how to read a hunk; the nine hunks on one map; how the runs below are made.
 # *Practical*: the hunks h1 to h9 in diff order, each shown, explained line by line with its reason, and
-# (when it changes behaviour) run in both modes. Lessons 08 (h2's locked-page lines, h7) and 09 (h8, h9)
+# (when it changes behaviour) run in both modes. This is the longest lesson; on a first reading, or in a
+# 90-minute lab, skip the two passages headed *Going further* (who else reads a page as it turns KSM; a
+# forked page for which `break_cow`'s "only one pte" is false) and come back to them with lesson 09. Lessons 08 (h2's locked-page lines, h7) and 09 (h8, h9)
 # take some hunks further; this lesson gives each hunk's what and why on its own. Then a stepper through
 # one merge, a switch per change, a discussion and three questions.
 
@@ -157,7 +159,7 @@ show_hunk("h2")
 #     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
 #     the node's address in (`set_page_stable_node(kpage, stable_node)`, `ksm.c.after:1063`). The
 #     comment (`:870-874`) says why this is safe: the page lock is held (taken at `:860`). Which other
-#     code could look at the page meanwhile is in the box after this list.
+#     code could look at the page meanwhile is in the box after this list (a *Going further* passage).
 #   - `mark_page_accessed(page)` (`:876`): the old code put its new kpage on the active anonymous LRU
 #     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is already
 #     on an LRU list since its fault; `mark_page_accessed` sets `PG_referenced`, or, if the page was
@@ -202,7 +204,7 @@ show_hunk("h2")
 #   lines switched off on its own, including the old code where the drain really runs. The guard is run
 #   below, after the two tables.
 #
-# > **Who else looks at the page while it changes from anon to KSM?** The commit message answers: "This
+# > **Going further: who else looks at the page while it changes from anon to KSM?** The commit message answers: "This
 # > upgrade from PageAnon to PageKsm takes place under page lock (via a somewhat hacky NULL kpage
 # > interface), and audit showed only one place which needed to cope with the race - page_referenced()
 # > is sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of
@@ -495,7 +497,7 @@ events_alloc
 # - The old code takes the same path, with the fresh kpage as the KSM page that `break_cow` copies.
 #   The kpage, now unmapped, is freed only when ksmd's pagevec lets go of it.
 #
-# **When "only one pte" is not true.** A page can have more than one pte before ksmd ever sees it: after
+# **Going further: when "only one pte" is not true.** A page can have more than one pte before ksmd ever sees it: after
 # `fork`, parent and child map the same anonymous page read-only (copy-on-write). `write_protect_page`
 # checks the reference count only for a *writable* pte (`ksm.c.after:736-759`), so such a page can be
 # upgraded, with two ptes. If the second merge then fails, `break_cow` breaks only the scanned mm's pte;
