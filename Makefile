@@ -150,19 +150,21 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # --- lock file ----------------------------------------------------------------------
-# Installs the kit with its lab and test extras, unconstrained, into a throw-away
+# Installs the kit with its lab and test extras, bounded only by tools/lock-floor.txt
+# (what keeps the lock installable on Python 3.11.0-3.11.4), into a throw-away
 # venv and records every installed distribution (except pip itself and the kit).
 lock:
 	@set -euo pipefail; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "make lock: installing .[$(EXTRAS)] into a fresh venv in $$tmp"; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
-	"$$tmp/venv/bin/python" -m pip install --quiet -e ".[$(EXTRAS)]"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -c tools/lock-floor.txt -e ".[$(EXTRAS)]"; \
 	{ \
 	  echo "# ksmlab lock file: the exact version of every package that"; \
 	  echo "#   pip install -e \".[$(EXTRAS)]\""; \
 	  echo "# installs, resolved on CPython $$("$$tmp/venv/bin/python" -c 'import platform; print(platform.python_version(), platform.system(), platform.machine())')."; \
 	  echo "# Used as a constraints file: pip install -c constraints.txt -e \".[$(EXTRAS)]\"."; \
+	  echo "# Resolved under tools/lock-floor.txt, so it installs on every Python 3.11 (Debian 12's 3.11.2 too)."; \
 	  echo "# Platform-only packages of other systems (e.g. pywinpty, colorama on Windows)"; \
 	  echo "# are not listed and install unpinned there."; \
 	  echo "# Regenerate with: make lock   (fresh temporary venv + pip freeze --exclude-editable),"; \
