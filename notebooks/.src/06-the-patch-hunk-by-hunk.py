@@ -17,6 +17,9 @@
 # **Aim.** Lesson 5 took the old `try_to_merge_two_pages` apart. This lesson reads the commit itself,
 # 80e14822 "ksm: share anon page without allocating": all nine hunks of its diff, every changed line,
 # and for each hunk that changes behaviour, a run of exactly the function it changes, before and after.
+# It is a double lesson, about 70 minutes of reading by the kit's estimate (`make reading-time`), meant
+# for two sittings: **part A**, h1 to h5 (the upgrade itself), and **part B**, h6 to h9 (failure,
+# references, the race) with the stepper and the switches. Part B starts with a recap of part A.
 #
 # **You will be able to**
 # - read each hunk of the diff and say what every changed line does;
@@ -34,7 +37,7 @@
 # (pte, kpage, rmap_item, stable node, pagevec, page lock, mmap_sem, `break_cow`, `hold_anon_vma`).
 #
 # **Contents.** *Theory*: how to read a hunk; the nine hunks on one map; how the runs below are made.
-# *Practical*: the hunks h1 to h9 in diff order, each shown, explained line by line with its reason, and
+# *Practical*, in two parts: the hunks h1 to h9 in diff order, each shown, explained line by line with its reason, and
 # (when it changes behaviour) run in both modes. This is the longest lesson; on a first reading, or in a
 # 90-minute lab, skip the two passages headed *Going further* (who else reads a page as it turns KSM; a
 # forked page for which `break_cow`'s "only one pte" is false) and come back to them with lesson 09. Lessons 08 (h2's locked-page lines, h7) and 09 (h8, h9)
@@ -120,6 +123,8 @@ def probed(mode, function, setup=two_tenants, **options):
 
 # %% [markdown]
 # ## Practical
+#
+# **Part A: h1 to h5, the upgrade itself.**
 #
 # ### h1: the comment of `try_to_merge_one_page` (comment only)
 
@@ -420,6 +425,19 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 show("modern:1481-1494")
 
 # %% [markdown]
+# **Stopping point: end of part A.** A good place to break.
+#
+# **Part B: h6 to h9, failure, references and the race.** *Recap of part A.* After the commit ksmd no
+# longer allocates a KSM page. `try_to_merge_two_pages` calls `try_to_merge_with_ksm_page` with
+# `kpage` NULL (h5); `try_to_merge_one_page` then write-protects the scanned page and upgrades it in
+# place, `page->mapping` going from `anon_vma | 1` to `0x3` under the page lock (h2, comment h1), so
+# the page keeps its memcg charge; the second call merges the tree page onto it, comparing the two
+# pages only now that both are read-only. The locals and the alloc/copy/flags block went (h4, h5,
+# comment h3); the three flags are already on a faulted page, except `PG_dirty`, which 2009's reclaim
+# sets itself. In a `VM_LOCKED` area the new `kpage &&` guards the NULL kpage and the old
+# `lru_add_drain()` is no longer needed (h2). Part B reads what happens when the second merge fails,
+# who holds which reference, and the two readers of `page->mapping` that the upgrade races with.
+#
 # ### h6: the new return, and the failure path through `break_cow` (behaviour)
 
 # %%
