@@ -213,9 +213,10 @@ def _code_and_comments(text: str) -> tuple[str, str]:
 
 def _looks_like_a_name(word: str) -> bool:
     """In a comment: a word that is an identifier rather than English (``rmap_list``, ``O_DIRECT``,
-    ``PageKsm``, ``GPL``), or one the names file knows."""
-    return (word in NAMES or "_" in word.strip("_") or (len(word) > 1 and word.isupper())
-            or any(c.isupper() for c in word[1:]))
+    ``PageKsm``, ``GPL``), or one the names file marks as meant in comments too (``inode``). A plain
+    word the file knows as code (the label ``up``) is English in a comment ("setting up")."""
+    return ("_" in word.strip("_") or (len(word) > 1 and word.isupper()) or any(c.isupper() for c in word[1:])
+            or NAMES.get(word, {}).get("in_comments", False))
 
 
 def names_in(text: str) -> list[str]:
