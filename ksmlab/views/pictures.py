@@ -132,8 +132,11 @@ def draw_snapshot(snapshot, ax=None, title: str | None = None, names: dict[int, 
         _, ax = plt.subplots(figsize=(4, 2.5))
     pages = [p for p in snapshot.pages]
     content = {p.pfn: p.content for p in pages}
-    cgroups = sorted({p.memcg for p in pages if p.memcg is not None})
-    colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(cgroups)}
+    # The colours draw_mappings gives a machine whose cgroups are root, then the others in order:
+    # root blue, the first cgroup orange, the next green (lesson 1's tour), whether or not root shows.
+    cgroups = ["root"] + sorted({p.memcg for p in pages if p.memcg not in (None, "root")})
+    colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(cgroups)
+               if name != "root" or any(p.memcg == "root" for p in pages)}
     row = {p.pfn: i for i, p in enumerate(pages)}
     ptes = list(snapshot.ptes)
     scale = max(1, len(ptes)) / max(1, len(pages))
