@@ -139,8 +139,8 @@ show("ksm.c.after:1-15")
 # the kernel counts: `A` and `B`; lesson 3). Then each asks the kernel to consider this memory for
 # merging, with `madvise(..., MADV_MERGEABLE)`.
 #
-# *KSM* (Kernel Samepage Merging) is the kernel feature that then finds identical pages: its kernel
-# thread, *ksmd*, visits the pages of every process that asked, and maps identical ones onto a single
+# *KSM* (Kernel Samepage Merging) is the kernel feature that then finds identical pages: its *kernel
+# thread* (a task that runs only kernel code, with no user program), *ksmd*, visits the pages of every process that asked, and maps identical ones onto a single
 # read-only copy, freeing the rest (lesson 2 explains how). We let ksmd make two full passes over
 # the memory (why two, lesson 2 explains).
 
@@ -179,7 +179,7 @@ print(after.ksm_stats())
 #   defines every counter.
 #
 # The same in a picture: each virtual page on the left, joined to the physical page it maps on the
-# right, both labelled by their content. A thick edge marks a shared (KSM) page; a dashed line, a
+# right, both labelled by their content. A thick outline marks a shared (KSM) page; a dashed line, a
 # mapping that is now read-only (ksmd made it so before merging; lesson 2). A physical page's number
 # is its *pfn* (page frame number).
 
@@ -199,7 +199,8 @@ fig
 #
 # ### Who pays for the shared pages?
 #
-# A memory cgroup is *charged* for the pages its processes use, and can be limited. After merging,
+# A memory cgroup (*memcg* for short, as in the table headings below) is *charged* for the pages its
+# processes use, and can be limited. After merging,
 # somebody must still be charged for the four shared pages. Which cgroup is the question of the
 # commit. The toggle below runs the same scenario on the kernel before the commit (`allocate`) and
 # after it (`upgrade`), and shows the picture, the charges and the counters; the cells that differ in

@@ -68,7 +68,8 @@ show("ksm.c.after:1476-1483")
 # %% [markdown]
 # - The new slot goes *just behind the scan cursor* (`list_add_tail` before the cursor's slot), so
 #   the cursor reaches it after every mm that was there before. Between passes the cursor rests on the
-#   list's head, so processes are scanned in the order in which they called `madvise`.
+#   list's head, `ksm_mm_head` (where it starts, `ksm.c.after:161-163`, and where each pass ends,
+#   `:1364-1370`), so processes are scanned in the order in which they called `madvise`.
 #
 # ### ksmd and its scan
 #
@@ -142,7 +143,7 @@ show("ksm.c.after:1170-1200")
 # | `pages_sharing` | the further virtual pages mapped onto them: the pages saved (`:172-174`) |
 # | `pages_unshared` | virtual pages in the unstable tree, waiting for a twin (`:175-177`) |
 # | `pages_volatile` | virtual pages ksmd has an rmap_item for that are in neither tree, mostly because they changed (`:1807-1822`) |
-# | `full_scans` | passes completed (`:1370`) |
+# | `full_scans` | passes completed: the pass number `ksm_scan.seqnr` (`:1370`) |
 # | `run` | 0: stop; 1: merge; 2: unmerge everything, then stop (`:1722-1761`) |
 # | `pages_to_scan`, `sleep_millisecs` | pages per wake-up (100), pause between wake-ups (20 ms) (`:185-188`) |
 # | `max_kernel_pages` | the most KSM pages ksmd may create; 0: no limit (`:949-951`) |
@@ -257,7 +258,7 @@ for column in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatil
     style = {"pages_shared": dict(linewidth=5, alpha=0.45), "pages_unshared": dict(linestyle="--")}
     ax.plot(history.index, history[column], marker="o", label=column, **style.get(column, {}))
 ax.set_xlabel("full scans completed")
-ax.set_ylabel("virtual pages")
+ax.set_ylabel("pages")
 ax.set_xticks(history.index)
 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 ax.set_title("the counters of /sys/kernel/mm/ksm, pass by pass")
@@ -366,8 +367,9 @@ print("max_kernel_pages = 1:\n   ", counters(m))
 #   tree (`pages_volatile` 1).
 # - Joining an *existing* KSM page is not limited: the third and fourth `a` still merged.
 # - The knob is of this era only. Its declaration still calls KSM pages "unswappable"
-#   (`ksm.c.after:181`), but they were already swappable (`page_referenced_ksm`,
-#   `ksm.c.before:1583`); the last patch of this commit's series removed the knob for 2.6.33.
+#   (`ksm.c.after:180-181`), but they were already swappable: reclaim could already ask whether a KSM
+#   page was used recently and unmap it (`page_referenced_ksm`, `ksm.c.before:1583`, and
+#   `try_to_unmap_ksm`, `:1636`); the last patch of this commit's series removed the knob for 2.6.33.
 #
 # ### Unmerging
 #
@@ -409,12 +411,19 @@ pd.DataFrame(rows)         # one column per moment (seven counters would not fit
 # - Unmerging needs memory (one page per virtual page again) and time. If no page can be had (for
 #   instance a memory cgroup at its limit, lesson 3), or the writer of `run` is interrupted (Ctrl-C
 #   during `echo 2 > run`), `run = 2` stops half-way with an error and ksmd stopped (`run` reads 0,
-#   `ksm.c.after:1743-1750`); writing `2` again finishes it. In this kernel, going back to `run = 1`
-#   straight after such a half-done unmerge can corrupt the unstable tree: each rmap_item in it records
-#   the pass that inserted it (`ksm.c.after:1126`), the half-done unmerge leaves `full_scans` as it
-#   was (it resets it only when it completes, `:679`), so ksmd takes items left from the old tree for
-#   items of the new one and `rb_erase`s them from a tree they are not in (`:575-578`). ksmlab stops
-#   there with a `KernelOops` (the kit's exception for "the kernel would oops or corrupt memory here").
+#   `ksm.c.after:1743-1750`); writing `2` again finishes it.
+# - In this kernel, going back to `run = 1` straight after such a half-done unmerge can corrupt the
+#   unstable tree. Step by step:
+#   - each rmap_item in the unstable tree records the pass that inserted it: the low bits of the pass
+#     number `ksm_scan.seqnr` (`ksm.c.after:1126`), which is what `full_scans` shows;
+#   - a completed unmerge resets `seqnr` to 0 (`:679`); a half-done one leaves it as it was, and
+#     leaves some rmap_items behind, still marked as in the unstable tree;
+#   - ksmd's next pass starts from an empty unstable tree (`:1278`) with the same `seqnr`, so such an
+#     old item looks inserted by this very pass, and taking it out calls `rb_erase` (remove a node from
+#     a red-black tree) on a tree it is not in (`:575-578`).
+#
+#   ksmlab stops there with a `KernelOops` (the kit's exception for "the kernel would oops or corrupt
+#   memory here").
 
 # %% [markdown]
 # ## Discussion
@@ -451,5 +460,6 @@ pd.DataFrame(rows)         # one column per moment (seven counters would not fit
 #   `:1161-1236`, `calc_checksum` `:691-698`, `write_protect_page` `:718-769`, `break_ksm` `:362-408`,
 #   sysfs `:1659-1848`.
 # - `do_wp_page`: `memory.c.5ad64688-excerpts.c`.
-# - Documentation/vm/ksm.txt of the same era describes the knobs and counters.
+# - Documentation/vm/ksm.txt of the same era (in the kernel's source tree; the kit does not ship it)
+#   describes the knobs and counters.
 # - [Glossary](glossary.md).

@@ -87,7 +87,8 @@ show("rmap.c.after:734-756")
 # *reclaim* memory from that cgroup (drop *clean* file pages, cached copies of a file that is
 # unchanged on disk, and write anonymous pages out to swap,
 # `2.6.32.70 mm/memcontrol.c:1303-1352`). When reclaim cannot bring the cgroup under its limit, a page
-# fault's charge runs the *memcg OOM killer*: `mem_cgroup_out_of_memory`
+# fault's charge runs the *memcg OOM killer* (OOM: out of memory; [glossary](glossary.md#oom-killer)):
+# `mem_cgroup_out_of_memory`
 # (`2.6.32.70 mm/oom_kill.c:438`) kills the task of that cgroup with the highest "badness" (a score
 # that grows mostly with the memory a task uses), which need
 # not be the one that faulted, and only then does the charge fail with `-ENOMEM`. The process that
@@ -99,14 +100,15 @@ show("rmap.c.after:734-756")
 # whenever it gives a virtual page back a private copy of a KSM page (to undo a merge, lesson 5, or to
 # unmerge, lesson 2), that copy is a new page, charged like any other. If that charge fails, ksmlab
 # raises nothing and leaves the virtual page on the KSM page; `MADV_UNMERGEABLE` and `run = 2` then
-# fail with `-ENOMEM` (`ksmlab/memcg.py` lists every such path).
+# fail with `-ENOMEM`.
 #
 # ### The root cgroup, and "charged to no cgroup"
 #
 # Every process is in some memory cgroup; one that was put in none is in the *root cgroup*. Pages of
-# the root cgroup are charged to it like any other (in this era the root keeps no counter of its own
-# and has no limit, `2.6.32.70 mm/memcontrol.c:1307-1308`; the kernel reports its usage from its
-# page statistics). ksmlab counts the root's pages directly, as it does every cgroup's.
+# the root cgroup are charged to it like any other, with one difference in this era: the root has no
+# limit, so its charge skips the counting (`2.6.32.70 mm/memcontrol.c:1307-1308`), and the usage the
+# kernel reports for it is added up from its per-cgroup statistics instead. ksmlab counts the root's
+# pages directly, as it does every cgroup's; the numbers are the same.
 # ksmlab names it `"root"`.
 #
 # A page *charged to no cgroup* is different: no memcg counts it at all, not even the root. It is in
@@ -122,7 +124,8 @@ show("rmap.c.after:734-756")
 show("ksm.c.before:946-948")
 
 # %% [markdown]
-# - `alloc_page` is the page allocator itself: no fault, no `mem_cgroup_newpage_charge`. The new KSM
+# - `alloc_page` is the page allocator itself (the kernel's keeper of free pages of RAM): no fault, no
+#   `mem_cgroup_newpage_charge`. The new KSM
 #   page is charged to no cgroup.
 # - Then both virtual pages are mapped onto it, and their own two pages are unmapped: uncharged (above)
 #   and freed.
@@ -170,6 +173,9 @@ print("after the child exits:        ", m.memcg_usage())
 #   the zero page, charged to nobody and not counted as `None` either (it is not a page in use by the
 #   process).
 # - After `fork` parent and child share the two pages read-only; no new charge, and `B` stays at 0.
+#   (In Linux a child starts in its parent's cgroup and is then moved, by writing its pid into `B`'s
+#   `tasks` file; the kit's `fork(..., cgroup="B")` does both at once. In this era moving a task does
+#   not move the charges of pages it already has: `2.6.32.70 mm/memcontrol.c` has no code that would.)
 # - When the parent exits, the child still maps both pages: they stay charged to `A`, a cgroup with no
 #   process left. Charges do not follow processes.
 # - The child's write faults (the pte is read-only since the fork), but the page now has a single

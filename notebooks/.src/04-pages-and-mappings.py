@@ -123,15 +123,18 @@ show("ksm.c.after:513-536")
 #   never freed: every frame of RAM has one for as long as the machine runs; only the frame is freed
 #   and reused. The `rcu_read_lock` around the check (*RCU*: a way for readers to look at shared data
 #   without a lock, see the key) is, as the comment above the function says, "not for KSM at all" but
-#   part of the kernel's rules for such speculative references (`ksm.c.after:505-506`).
+#   part of the kernel's rules for taking a reference on a page one does not hold yet
+#   (`ksm.c.after:505-506`): you can skip it here.
 # - A stale node is removed on the spot (`remove_node_from_stable_tree`, `ksm.c.after:465-482`), which
 #   also takes its rmap_items out of the counters.
 #
 # ### Pagevecs and the LRU
 #
 # Reclaim chooses pages to evict from the *LRU* lists (least recently used; an active and an inactive
-# list for each kind of page, anonymous and file). A page on one carries the `PG_lru` flag. Adding a page to an LRU list takes a lock,
-# so the kernel batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
+# list for each kind of page, anonymous and file). A page on one carries the `PG_lru` flag: the page's
+# *flags* are bits of its `page->flags` word, each named `PG_x` and tested with `PageX()`
+# ([glossary](glossary.md#page-flags)). Adding a page to an LRU list takes a lock, so the kernel
+# batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
 # in this era, `2.6.32.70 include/linux/pagevec.h:12`), holding a reference, and moves the whole batch
 # when the pagevec is full or drained (`lru_add_drain`). Until then the page is not on any LRU list,
 # and its `_count` is one higher than its ptes explain. To *isolate* a page is to take it off its LRU
@@ -265,7 +268,7 @@ print("the node is still in the stable tree:", m.kernel.root_stable_tree.rb_node
 # - The node still points at pfn 3's `struct page`, which is free (`_count` 0): a stale node. ksmd
 #   has not been back yet, so nobody has noticed.
 #
-# Now a third process `c` writes a page `same`. Its fault takes the first free page, which is pfn 3
+# Now a third process `c` writes a page `same`. Its fault takes a free page, and the kit hands it pfn 3
 # again: the old KSM page's `struct page`, now an ordinary page of `c`. Then ksmd makes a pass. Its
 # first visit is to `a`'s page, whose rmap_item still says "in the stable tree, under that node"; to
 # take it out (`remove_rmap_item_from_tree`, `ksm.c.after:542-552`) ksmd asks `get_ksm_page` for the

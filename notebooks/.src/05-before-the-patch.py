@@ -127,9 +127,11 @@ show("ksm.c.before:974-989")
 # Processes `a` (cgroup `A`) and `b` (cgroup `B`) each hold one page `same`; after ksmd's first pass
 # both checksums are stored. We record the one ksmd step of the second pass that merges them
 # (`record_merge` steps ksmd one page at a time and snapshots every page, pte and charge after each
-# trace event; `ksmlab.views.stepper`), and keep the events that correspond to the pieces above.
+# trace event), and keep the events that correspond to the pieces above. The cell's code is mostly
+# bookkeeping (which event starts which step) and is folded; click the bar at its left to read it. Its
+# table is what matters.
 
-# %%
+# %% jupyter={"source_hidden": true}
 import re
 import pandas as pd
 from ksmlab import Machine, PAGE_SIZE
@@ -223,7 +225,8 @@ overview
 #   `_count` 4. `a`'s page is freed at once, when `cmp_and_merge_page` drops the reference its
 #   unstable-tree walk took (`put_page(tree_page)`, `ksm.c.before:1231`).
 # - **6 stable_tree_insert**: `kpage->mapping` becomes its stable node; no count changes.
-# - **7 put_page** (hunk h7): `cmp_and_merge_page` drops the allocation's reference: `_count` 3.
+# - **7 put_page** (hunk h7): `cmp_and_merge_page` drops the allocation's reference: `_count` 3. (The
+#   trace calls it "ksmd's reference to kpage": the allocation's reference is the one ksmd held.)
 # - **end**: `b`'s page is freed by `ksm_do_scan`'s `put_page`. What is left: `kpage` with 2 ptes and
 #   `_count` 3 (the third is the pagevec's, until it drains), charged to no cgroup; `A` and `B` are
 #   charged nothing.
@@ -234,7 +237,7 @@ overview
 import matplotlib.pyplot as plt
 from ksmlab.views.pictures import draw_snapshot
 
-fig, axes = plt.subplots(3, 3, figsize=(11, 6.6))
+fig, axes = plt.subplots(5, 2, figsize=(8.5, 10.5))   # two per row: labels stay legible in the window
 for ax, (n, (label, what, snap)) in zip(axes.flat, enumerate(STEPS)):
     draw_snapshot(snap, ax=ax, title=f"{n} {label}", names=NAMES)
 for ax in axes.flat[len(STEPS):]:
@@ -246,7 +249,7 @@ fig
 # %% [markdown]
 # *Figure 1. After each step: the ptes of `a` and `b` (left; dashed: read-only) and the three pages
 # (right; grey: charged to no cgroup, white: free, thick edge: KSM page; kind `-`: a page just
-# allocated, with no mapping yet). Colours are the cgroups `A` and `B`. Each picture is the state just
+# allocated, with no mapping yet). Colours are the cgroups `A` (orange) and `B` (green), as in lesson 1. Each picture is the state just
 # before the next step begins: a pte turns dashed in the step *before* the `replace_page` that moves
 # it, because `write_protect_page` runs between the two.*
 #
