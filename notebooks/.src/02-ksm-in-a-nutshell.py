@@ -118,7 +118,7 @@ show("ksm.c.after:1170-1200")
 # - **Stable first** (line 1173): a page identical to a KSM page is simply mapped onto it
 #   (`try_to_merge_with_ksm_page`); the stable node gains one more user.
 # - **The checksum rule** (lines 1196-1200): `calc_checksum` hashes the page (jhash2, Bob Jenkins'
-#   hash, over its 4096 bytes, `ksm.c.after:691-698`). If the hash differs from the one stored in the rmap_item on the
+#   hash, [glossary](glossary.md#jhash2), over its 4096 bytes, `ksm.c.after:691-698`). If the hash differs from the one stored in the rmap_item on the
 #   previous pass, the page is changing: ksmd stores the new hash and leaves it. A page never seen has
 #   stored hash 0, so every page waits at least one pass. Pages skipped this way are *volatile*.
 # - Only then does `unstable_tree_search_insert` look for a twin in the unstable tree, or insert the

@@ -291,7 +291,9 @@ print("stable tree empty now:", m.kernel.root_stable_tree.rb_node is None)
 trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tree'")
 
 # %% [markdown]
-# - pfn 3 is now `c`'s page, with `c`'s anon_vma in its mapping: not what the node expects, so
+# - pfn 3 is now `c`'s page, with `c`'s anon_vma in its mapping (its `count=2`: the pte, and the
+#   processes' pagevec, which has not drained yet; see "A page in a pagevec" below): not what the node
+#   expects, so
 #   `get_ksm_page` finds the node stale and removes it (the event above, on ksmd's visit to `a`), and
 #   the stable tree is empty.
 # - Had ksmd trusted `stable_node->page`, it would have taken `c`'s private page for the KSM page of
@@ -372,7 +374,7 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 # - **Simplifications.** ksmlab's `_count` and `_mapcount` follow the kernel's rules, but addresses
 #   of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints the same
 #   numbers); the processes run on one CPU and ksmd on another, so there are two pagevecs (the
-#   processes' and ksmd's, `ksmlab/page.py`: `PROCESS_CPU`, `KSMD_CPU`); and the page lock never has
+#   processes' and ksmd's); and the page lock never has
 #   to wait.
 #
 # ## Check yourself
