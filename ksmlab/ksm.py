@@ -365,7 +365,7 @@ class KsmOps:
         page = self.follow_page(vma, addr & PAGE_MASK)
         if page is None:
             return None
-        if page.mapping_flags & 1:          # PageAnon
+        if page.mapping_obj is not None:    # PageAnon: page->mapping is set (anon or KSM, ksmlab's only kinds)
             return page
         self.put_page(page)
         return None
@@ -613,7 +613,7 @@ class KsmOps:
         err = -14
         if not vma.vm_flags & VM_MERGEABLE:
             return err
-        if not page.mapping_flags & 1:                    # !PageAnon(page)
+        if page.mapping_obj is None:                      # !PageAnon(page): page->mapping is NULL
             return err
         if page.flags & PG_locked:                        # !trylock_page(page)
             return err
@@ -1136,7 +1136,8 @@ class KsmOps:
                 ev("ksm_do_scan", ("visit: page {}, rmap_item {}", page.pfn,   # (positional: mm, addr, pfn,
                                    _IN_TREE[rmap_item.address & (STABLE_FLAG | UNSTABLE_FLAG)]),   # hunk, src)
                    rmap_item.mm, rmap_item.address & PAGE_MASK, page.pfn, None, visit_src)
-            if page.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
+            mapping = page.mapping_obj                     # !PageKsm(page): page->mapping's tag bits
+            if mapping is None or mapping.mapping_flags != 3 or not rmap_item.address & STABLE_FLAG:
                 cmp_and_merge_page(page, rmap_item)
             put_page(page, "ksm_do_scan")
             if self.tracing:

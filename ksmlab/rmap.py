@@ -75,7 +75,8 @@ class RmapOps:
         """``page_add_anon_rmap()`` (``rmap.c.after:673-687``): only mapcount for a PageKsm page."""
         page._mapcount += 1
         first = page._mapcount == 0
-        if page.mapping_flags == PAGE_MAPPING_FLAGS:   # PageKsm: never downgraded to PageAnon
+        mapping = page.mapping_obj
+        if mapping is not None and mapping.mapping_flags == PAGE_MAPPING_FLAGS:   # PageKsm: never downgraded to PageAnon
             return
         if first:
             self.__page_set_anon_rmap(page, vma, address)
@@ -120,5 +121,5 @@ class RmapOps:
             return
         if page._mapcount < -1:
             raise KernelOops("BUG_ON", "page_remove_rmap", f"page {page.pfn} has a negative mapcount", page.pfn)
-        if page.mapping_flags & PAGE_MAPPING_ANON:
+        if page.mapping_obj is not None:               # PageAnon (anon or KSM: ksmlab's only mappings)
             self.mem_cgroup_uncharge_page(page)
