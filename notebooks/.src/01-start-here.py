@@ -95,8 +95,8 @@ show("ksm.c.after:1-15")
 # - The line numbers are the file's own, so you can open the same file elsewhere and find them.
 # - Lines 1 to 833 of the two versions are identical; the commit changes lines after that.
 # - Under the lines, a *key* explains each name of the listing you have not met yet, in one line, and
-#   names the glossary entry that says more. A name is explained once per lesson; names an earlier
-#   lesson defined are left out. Some are marked "you can skip it", with the reason.
+#   names the glossary entry that says more. A name is explained once per lesson. Names an earlier
+#   lesson's text defined are left out; names only a key explained come back in the next lesson's keys. Some are marked "you can skip it", with the reason.
 # - Two other tags appear in citations. `5ad64688` is an earlier KSM commit of 2009, "ksm: let shared
 #   pages be swappable": `memory.c.5ad64688-excerpts.c` holds three fault handlers of `mm/memory.c`
 #   at it, verbatim, and `ksm.h.5ad64688` the KSM header `include/linux/ksm.h`. `2.6.32.70` is a 2.6.32

@@ -367,7 +367,8 @@ print("max_kernel_pages = 1:\n   ", counters(m))
 #   tree (`pages_volatile` 1).
 # - Joining an *existing* KSM page is not limited: the third and fourth `a` still merged.
 # - The knob is of this era only. Its declaration still calls KSM pages "unswappable"
-#   (`ksm.c.after:180-181`), but they were already swappable: reclaim could already ask whether a KSM
+#   (`ksm.c.after:180-181`), but they were already swappable: reclaim (the kernel freeing pages when memory runs short, by writing them
+#   out to swap; [glossary](glossary.md#reclaim)) could already ask whether a KSM
 #   page was used recently and unmap it (`page_referenced_ksm`, `ksm.c.before:1583`, and
 #   `try_to_unmap_ksm`, `:1636`); the last patch of this commit's series removed the knob for 2.6.33.
 #

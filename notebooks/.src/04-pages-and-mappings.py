@@ -34,7 +34,8 @@
 # **Contents.** *Theory*: the kernel's descriptor of a page and its two counts; mm, vma and pte again;
 # what `page->mapping` points at; the kernel's batches and lists of pages; the lock of a page; memory
 # locked in RAM. *Practical*: the fields of live pages; the tag bits through one merge; a stable-tree
-# node whose page is gone; a page in a batch; a locked page. (Each section defines its terms.)
+# node whose page is gone; a page in a batch; an mlocked page (the page lock itself is only described:
+# in ksmlab it never has to wait). (Each section defines its terms.)
 
 # %% [markdown]
 # ## Theory
@@ -357,7 +358,7 @@ p.mlock(addr, PAGE_SIZE)
 pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn")
 
 # %% [markdown]
-# - The locked page has `mlocked` and `unevictable`, and lost `active`: it was isolated from the active
+# - The mlocked page has `mlocked` and `unevictable`, and lost `active`: it was isolated from the active
 #   list and put on the unevictable one (`lru` stays: the unevictable list is an LRU list too).
 # - The other page is untouched. Merging a page of a `VM_LOCKED` vma must move the lock onto the KSM
 #   page; lesson 8 is about that code.

@@ -313,7 +313,7 @@ print(step_panel(1))
 # ## References
 #
 # - `try_to_merge_two_pages` before the commit: `ksm.c.before:928-989`; `try_to_merge_one_page`:
-#   `ksm.c.before:838-885`; `cmp_and_merge_page`: `ksm.c.before:1185-1262`; `break_cow`:
+#   `ksm.c.before:838-885`; `cmp_and_merge_page`: `ksm.c.before:1185-1261`; `break_cow`:
 #   `ksm.c.before:410-433`; `hold_anon_vma`: `ksm.c.before:319-324`.
 # - `lru_cache_add_lru`, `lru_add_drain`: `2.6.32.70 mm/swap.c`.
 # - The commit's diff: `ksmlab/data/ksm-commit.diff`; lesson 6 walks it.
