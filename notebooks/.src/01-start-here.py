@@ -37,7 +37,8 @@
 # - *swap* is disk space where the kernel can write a process's page to free its RAM, reading it back
 #   at the next fault; the *swap cache* holds pages on their way out or in. The kit swaps nothing;
 # - a kernel function that fails returns a negative *error number* named as in C's `errno.h`:
-#   `-ENOMEM` (out of memory), `-EFAULT` (bad address; ksmd also uses it for "could not merge"),
+#   `-ENOMEM` (out of memory), `-EFAULT` (bad address; ksmd, the kernel thread that merges pages, also uses it for "could not
+#   merge"),
 #   `-EINTR` (interrupted); 0 means success;
 # - an *oops* is the kernel's report of a bug in its own code, such as a NULL pointer dereference.
 #
@@ -66,7 +67,7 @@
 #
 # ### Two versions of one file
 #
-# The commit changes `mm/ksm.c`, and `mm/rmap.c` (the kernel's *reverse mapping*: finding the page
+# The commit changes `mm/ksm.c` (`mm/` is the kernel source's memory-management folder), and `mm/rmap.c` (the kernel's *reverse mapping*: finding the page
 # tables that map a page) in two places, one line of code and one comment. The kit models both
 # versions:
 #
@@ -100,7 +101,7 @@ show("ksm.c.after:1-15")
 # - Two other tags appear in citations. `5ad64688` is an earlier KSM commit of 2009, "ksm: let shared
 #   pages be swappable": `memory.c.5ad64688-excerpts.c` holds three fault handlers of `mm/memory.c`
 #   at it, verbatim, and `ksm.h.5ad64688` the KSM header `include/linux/ksm.h`. `2.6.32.70` is a 2.6.32
-#   stable release whose `mm/` files the kit ships for functions outside `ksm.c` and `rmap.c`: they
+#   stable release (one of the bug-fix releases made after 2.6.32, the seventieth) whose `mm/` files the kit ships for functions outside `ksm.c` and `rmap.c`: they
 #   are of the same era, not the commit's parent, so a line may differ slightly from what the
 #   commit's parent had.
 #

@@ -75,7 +75,8 @@ show("rmap.c.after:734-756")
 # %% [markdown]
 # - `_mapcount` counts the ptes mapping the page (minus one; lesson 4). "Still mapped by someone
 #   else?" returns early: only the *last* unmap uncharges.
-# - Lines 740-750 are about the dirty bit (changed since last saved) and the swap cache, and
+# - Lines 740-750 are about the dirty bit (changed since last saved) and the swap cache (a *swap
+#   entry* is what a pte holds instead of a pfn once its page is out on swap), and
 #   lines 753 and 755 about statistics: the key says you can skip most of them. Lines 751-752 are the
 #   uncharge.
 # - KSM pages are anonymous pages (`PageAnon`), so a KSM page is uncharged the same way, when its last
@@ -95,7 +96,7 @@ show("rmap.c.after:734-756")
 # faulted retries its access (and is gone if it was the victim). A *task* is the kernel's word for a
 # process (or a thread).
 #
-# ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`) raises
+# ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`, locking pages in RAM: [glossary](glossary.md#mlock-vm_locked)) raises
 # `OutOfMemory`, naming the cgroup, and changes nothing. ksmd itself sometimes needs a charge too:
 # whenever it gives a virtual page back a private copy of a KSM page (to undo a merge, lesson 5, or to
 # unmerge, lesson 2), that copy is a new page, charged like any other. If that charge fails, ksmlab

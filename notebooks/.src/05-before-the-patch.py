@@ -102,7 +102,8 @@ show("ksm.c.before:867-869")
 # `kpage` the same way (`try_to_merge_with_ksm_page`, which takes the other process's `mmap_sem`
 # itself). If that fails, `kpage` has a single user, which is no use: `break_cow(rmap_item)` undoes
 # the first merge. `break_cow` (`ksm.c.before:410-433`) faults the address as if the process had
-# written to it (through `break_ksm`, lesson 2), which gives it a private copy again. On any error,
+# written to it (through `break_ksm`, lesson 2), which gives it a private copy again, and drops the
+# reference on the anon_vma that the merge took with `hold_anon_vma` (`drop_anon_vma`, `ksm.c.before:420`). On any error,
 # `put_page(kpage)` drops the allocation's reference and the function returns NULL.
 #
 # What is then left of `kpage`: no pte (the copy replaced it) and one reference, the pagevec's. When
