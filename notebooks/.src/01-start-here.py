@@ -93,7 +93,8 @@ reading(lesson=1)   # which lesson you are reading: see the key below
 show("ksm.c.after:1-15")
 
 # %% [markdown]
-# - The line numbers are the file's own, so you can open the same file elsewhere and find them.
+# - The line numbers are the file's own, so you can open the same file elsewhere and find them. (The
+#   one exception is `memory.c.5ad64688-excerpts.c` below: a file of excerpts, numbered as itself.)
 # - Lines 1 to 833 of the two versions are identical; the commit changes lines after that.
 # - Under the lines, a *key* explains each name of the listing you have not met yet, in one line, and
 #   names the glossary entry that says more. A name is explained once per lesson. Names an earlier

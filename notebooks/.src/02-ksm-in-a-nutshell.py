@@ -348,7 +348,9 @@ print("after the next pass:\n   ", counters(m))
 #
 # `max_kernel_pages` caps the number of KSM pages. It is checked only where two ordinary pages would
 # become a new KSM page (`ksm.c.after:949-951`; the comment's "kernel pages that we hold" are the KSM
-# pages, which before the commit ksmd allocated itself):
+# pages, which before the commit ksmd allocated itself). Its default is a quarter of RAM
+# (`totalram_pages / 4`, `ksm.c.after:1855`): 65,536 pages on a machine of ksmlab's default size, so
+# the runs here set it low on purpose:
 
 # %%
 show("ksm.c.after:944-951")
@@ -367,7 +369,7 @@ print("max_kernel_pages = 1:\n   ", counters(m))
 #   tree (`pages_volatile` 1).
 # - Joining an *existing* KSM page is not limited: the third and fourth `a` still merged.
 # - The knob is of this era only. Its declaration still calls KSM pages "unswappable"
-#   (`ksm.c.after:180-181`), but they were already swappable: reclaim (the kernel freeing pages when memory runs short, by writing them
+#   (`ksm.c.after:181-182`), but they were already swappable: reclaim (the kernel freeing pages when memory runs short, by writing them
 #   out to swap; [glossary](glossary.md#reclaim)) could already ask whether a KSM
 #   page was used recently and unmap it (`page_referenced_ksm`, `ksm.c.before:1583`, and
 #   `try_to_unmap_ksm`, `:1636`); the last patch of this commit's series removed the knob for 2.6.33.
@@ -415,8 +417,9 @@ pd.DataFrame(rows)         # one column per moment (seven counters would not fit
 #   `ksm.c.after:1743-1750`); writing `2` again finishes it.
 # - In this kernel, going back to `run = 1` straight after such a half-done unmerge can corrupt the
 #   unstable tree. Step by step:
-#   - each rmap_item in the unstable tree records the pass that inserted it: the low bits of the pass
-#     number `ksm_scan.seqnr` (`ksm.c.after:1126`), which is what `full_scans` shows;
+#   - each rmap_item in the unstable tree records the pass that inserted it: the low 8 bits of the pass
+#     number `ksm_scan.seqnr` (`SEQNR_MASK`, `ksm.c.after:147`, `1126`), whose whole value is what
+#     `full_scans` shows;
 #   - a completed unmerge resets `seqnr` to 0 (`:679`); a half-done one leaves it as it was, and
 #     leaves some rmap_items behind, still marked as in the unstable tree;
 #   - ksmd's next pass starts from an empty unstable tree (`:1278`) with the same `seqnr`, so such an

@@ -171,7 +171,8 @@ print("after the child exits:        ", m.memcg_usage())
 
 # %% [markdown]
 # - `mmap` charges nothing: memory is charged when it is first written (2 pages to `A`); the read maps
-#   the zero page, charged to nobody and not counted as `None` either (it is not a page in use by the
+#   the zero page, charged to nobody and not counted as `None` either (`m.memcg_usage()`'s `None` key
+#   counts the pages in use that no cgroup was charged for) (it is not a page in use by the
 #   process).
 # - After `fork` parent and child share the two pages read-only; no new charge, and `B` stays at 0.
 #   (In Linux a child starts in its parent's cgroup and is then moved, by writing its pid into `B`'s

@@ -200,7 +200,9 @@ pages_frame(m)
 # ### The tag bits through one merge
 #
 # The same merge taken apart: we record every step of the one ksmd visit that merges `b`'s page with
-# `a`'s (`ksmlab.views.stepper.record_merge`, which snapshots every page after each event of the
+# `a`'s. The setup below runs ksmd's first pass, which only puts `a`'s page in the unstable tree;
+# `record_merge` then steps ksmd on into the second pass, where the merge happens
+# (`ksmlab.views.stepper.record_merge`, which snapshots every page after each event of the
 # machine's trace, `m.trace`: one event per kernel function the kit runs, lesson 2), and follow
 # `page->mapping` of the two pages.
 
@@ -210,7 +212,7 @@ from ksmlab.views.stepper import record_merge
 
 
 def two_same(machine):
-    """a and b each write one page "same" and madvise it; ksmd makes its first pass."""
+    """a and b each write one page "same" and madvise it; ksmd makes its first pass (no merge yet)."""
     for name in ("a", "b"):
         process = machine.spawn(name)
         addr = process.mmap(pages=1)
@@ -304,7 +306,9 @@ trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tre
 #
 # A page just faulted in goes into the CPU's pagevec before it reaches an LRU list. The kit drains
 # pagevecs as each ksmd pass begins, as today's kernels do with `lru_add_drain_all()` (drain every
-# CPU's pagevec); before that, the pagevec's reference shows.
+# CPU's pagevec; `ksm.c.6.12.117:2567`). The kernel of this commit does not: `ksm.c.after` has no such
+# call, so there a page faulted since the last drain still sits in its pagevec when ksmd comes
+# (`Machine(drain_before_pass=False)` models that). Before the drain, the pagevec's reference shows.
 
 # %%
 def page_row(process, addr):
@@ -375,8 +379,9 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 # - **Simplifications.** ksmlab's `_count` and `_mapcount` follow the kernel's rules, but addresses
 #   of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints the same
 #   numbers); the processes run on one CPU and ksmd on another, so there are two pagevecs (the
-#   processes' and ksmd's); and the page lock never has
-#   to wait.
+#   processes' and ksmd's); the pagevecs are drained as each ksmd pass begins, as today's kernels
+#   do and this commit's did not (`Machine(drain_before_pass=False)` turns that off); and the page
+#   lock never has to wait.
 #
 # ## Check yourself
 #

@@ -83,7 +83,7 @@ show("ksm.c.before:957-963")
 # %% [markdown]
 # **4. Merge the scanned page onto the copy.** `try_to_merge_one_page(vma, page, kpage)` locks `page`,
 # write-protects its pte, checks that the two pages are identical, and `replace_page` points the pte
-# at `kpage` instead, removing `page`'s mapping (so uncharging it, lesson 3). `hold_anon_vma` then
+# at `kpage` instead, removing `page` from that process's page table (so uncharging it, lesson 3). `hold_anon_vma` then
 # takes a reference on the vma's `anon_vma` for the rmap_item: the rmap_item will point at it, so it
 # must outlive the process's vma.
 
