@@ -148,8 +148,10 @@ show("ksm.c.after:1170-1200")
 # | `pages_to_scan`, `sleep_millisecs` | pages per wake-up (100), pause between wake-ups (20 ms) (`:185-188`) |
 # | `max_kernel_pages` | the most KSM pages ksmd may create; 0: no limit (`:949-951`) |
 #
-# The counters move only when ksmd visits a page: a change made by a process shows in them on
-# ksmd's next visit, not at once.
+# The counters move when ksmd visits a page, and when `run = 2` unmerges everything (below, which
+# takes every rmap_item out of the trees, `ksm.c.after:659`). A process's write to a merged page, or
+# its `MADV_UNMERGEABLE` (which only breaks the sharing, `:611-626`), shows in them only on ksmd's
+# next visit.
 
 # %% [markdown]
 # ## Practical

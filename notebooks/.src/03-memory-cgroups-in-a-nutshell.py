@@ -176,7 +176,7 @@ print("after the child exits:        ", m.memcg_usage())
 #   process).
 # - After `fork` parent and child share the two pages read-only; no new charge, and `B` stays at 0.
 #   (In Linux a child starts in its parent's cgroup and is then moved, by writing its pid into `B`'s
-#   `tasks` file; the kit's `fork(..., cgroup="B")` does both at once. In this era moving a task does
+#   `tasks` file (each cgroup is a folder of the cgroup file system, and `tasks` lists its processes); the kit's `fork(..., cgroup="B")` does both at once. In this era moving a task does
 #   not move the charges of pages it already has: `2.6.32.70 mm/memcontrol.c` has no code that would.)
 # - When the parent exits, the child still maps both pages: they stay charged to `A`, a cgroup with no
 #   process left. Charges do not follow processes.
