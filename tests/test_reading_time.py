@@ -49,3 +49,30 @@ def test_every_lesson_is_counted_without_running(capsys):
         words = int(row.split(" | ")[1])
         assert words > 300, row          # every lesson has prose
     assert "no reader was timed" in out
+
+
+def test_a_stopping_point_splits_the_lesson_into_sittings(tmp_path):
+    path = notebook(tmp_path, [
+        {"cell_type": "markdown", "metadata": {}, "source": "Part one words.\n"},
+        {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": "a = 1\nb = 2", "outputs": []},
+        {"cell_type": "markdown", "metadata": {}, "source": [
+            "Closing A here.\n", "\n", "**Stopping point: end of part A.** Break.\n", "\n", "Recap of A.\n"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": 2, "source": "c = 3",
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": "3\n"}]},
+    ])
+    a, b = reading_time.count_sittings(path)
+    # part A: "Part one words." and "Closing A here." (6 words), two code lines; part B: the stopping
+    # paragraph and the recap (Stopping point end of part A. Break. Recap of A. = 10 words), one line, one output
+    assert a == {"words": 6, "code_lines": 2, "code_cells": 1, "output_lines": 0, "figures": 0}
+    assert b == {"words": 10, "code_lines": 1, "code_cells": 1, "output_lines": 1, "figures": 0}
+    assert reading_time.count(path) == {k: a[k] + b[k] for k in a}
+    one, two = reading_time.sitting_estimates(path, 60.0)      # 30 s of Run All to each (one code cell each)
+    assert abs(one - reading_time.estimate(a, 30.0)) < 1e-9 and abs(two - reading_time.estimate(b, 30.0)) < 1e-9
+
+
+def test_lesson_06_is_two_sittings_that_add_up():
+    path = ROOT / "notebooks" / "06-the-patch-hunk-by-hunk.ipynb"
+    parts = reading_time.count_sittings(path)
+    assert len(parts) == 2
+    whole = reading_time.count(path)
+    assert all(whole[k] == parts[0][k] + parts[1][k] for k in whole) and min(p["words"] for p in parts) > 1000

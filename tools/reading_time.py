@@ -11,7 +11,11 @@ notebook:
   `ksmlab.sources.show` prints;
 - **figures**: outputs that show a picture (PNG or SVG);
 
-and, unless ``--no-run``, it executes the notebook in a fresh kernel as Run All would
+A lesson taught in two sittings marks the break with a markdown paragraph that starts
+``**Stopping point`` (lesson 06's convention); each sitting is then also counted and estimated on its
+own, the Run All time shared between the sittings by their code cells.
+
+And, unless ``--no-run``, it executes the notebook in a fresh kernel as Run All would
 (scripts/course_time.py) and records the wall time. The estimate is
 
     prose words / PROSE_WPM + code lines / CODE_LPM + output lines / OUTPUT_LPM
@@ -74,21 +78,50 @@ def output_lines_and_figures(outputs: list) -> tuple[int, int]:
     return lines, figures
 
 
-def count(path: Path) -> dict:
+STOP = re.compile(r"^\*\*Stopping point", re.M)
+
+
+def _zero() -> dict:
+    return {"words": 0, "code_lines": 0, "code_cells": 0, "output_lines": 0, "figures": 0}
+
+
+def count_sittings(path: Path) -> list[dict]:
+    """The counts of each sitting of a lesson, in order: one dict, or one per part when the lesson
+    has ``**Stopping point`` paragraphs (the text before such a paragraph belongs to the part it ends)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    words = code = cells = out = figs = 0
+    parts = [_zero()]
     for cell in nb["cells"]:
         source = _text(cell["source"])
         if cell["cell_type"] == "markdown":
-            words += prose_words(source)
-            code += fenced_code_lines(source)
+            chunks, rest = [], source
+            for m in list(STOP.finditer(source))[::-1]:
+                chunks.insert(0, rest[m.start():])
+                rest = rest[:m.start()]
+            for i, text in enumerate([rest] + chunks):
+                if i:
+                    parts.append(_zero())
+                parts[-1]["words"] += prose_words(text)
+                parts[-1]["code_lines"] += fenced_code_lines(text)
         elif cell["cell_type"] == "code":
-            cells += 1
-            code += sum(1 for line in source.splitlines() if line.strip())
+            c = parts[-1]
+            c["code_cells"] += 1
+            c["code_lines"] += sum(1 for line in source.splitlines() if line.strip())
             o, f = output_lines_and_figures(cell.get("outputs", []))
-            out += o
-            figs += f
-    return {"words": words, "code_lines": code, "code_cells": cells, "output_lines": out, "figures": figs}
+            c["output_lines"] += o
+            c["figures"] += f
+    return parts
+
+
+def count(path: Path) -> dict:
+    parts = count_sittings(path)
+    return {k: sum(p[k] for p in parts) for k in parts[0]}
+
+
+def sitting_estimates(path: Path, run_s: float) -> list[float]:
+    """Each sitting's estimate, the Run All time shared by code cells (all of it to a lesson of one sitting)."""
+    parts = count_sittings(path)
+    cells = sum(p["code_cells"] for p in parts) or 1
+    return [estimate(p, run_s * p["code_cells"] / cells) for p in parts]
 
 
 def estimate(c: dict, run_s: float) -> float:
@@ -112,14 +145,16 @@ def main(argv=None) -> int:
     for path in paths:
         c = count(path)
         run_s = runner(path, 600)["wall"] if runner else 0.0
-        rows.append((path.stem, c, run_s, estimate(c, run_s)))
-    head = ["lesson", "prose words", "code lines", "code cells", "output lines", "figures", "Run All s", "estimate min"]
+        rows.append((path.stem, c, run_s, estimate(c, run_s), sitting_estimates(path, run_s)))
+    head = ["lesson", "prose words", "code lines", "code cells", "output lines", "figures", "Run All s", "estimate min",
+            "per sitting min"]
     total = {k: sum(r[1][k] for r in rows) for k in rows[0][1]} if rows else {}
     body = [[name, c["words"], c["code_lines"], c["code_cells"], c["output_lines"], c["figures"], f"{run_s:.1f}",
-             f"{est:.0f}"] for name, c, run_s, est in rows]
+             f"{est:.0f}", " + ".join(f"{x:.0f}" for x in sittings)] for name, c, run_s, est, sittings in rows]
     if rows:
         body.append(["all lessons", total["words"], total["code_lines"], total["code_cells"], total["output_lines"],
-                     total["figures"], f"{sum(r[2] for r in rows):.1f}", f"{sum(r[3] for r in rows):.0f}"])
+                     total["figures"], f"{sum(r[2] for r in rows):.1f}", f"{sum(r[3] for r in rows):.0f}",
+                     str(sum(len(r[4]) for r in rows)) + " sittings"])
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("| " + " | ".join("---" for _ in head) + " |")
