@@ -17,8 +17,9 @@
 # **Aim.** This course takes one Linux kernel commit apart: 80e14822, "ksm: share anon page without
 # allocating" (Hugh Dickins, November 2009, merged for Linux 2.6.33; an *anon page* is an anonymous
 # page, memory that belongs to no file, such as a heap). It is a small change, nine pieces of a diff,
-# but to follow it you need two kernel features, KSM and memory cgroups, and a few of the
-# kernel's data structures for memory. This first lesson says what the course teaches, how to run it,
+# but to follow it you need two kernel features, KSM (Kernel Samepage Merging, which finds pages of
+# identical content and keeps one shared copy) and memory cgroups (groups of processes whose memory the
+# kernel counts and can limit), and a few of the kernel's data structures for memory. This first lesson says what the course teaches, how to run it,
 # and gives a two-minute tour of what the commit is about.
 #
 # **You will be able to**
@@ -29,21 +30,21 @@
 #
 # **Before you start.** You should know C, what a process is (the kernel calls it a *task*), and what
 # virtual memory is: each process sees its own addresses, and the hardware translates them, page by
-# page, to physical memory. Four words of the kernel that the course uses from the start:
+# page, to physical memory. A few words of the kernel that the course uses from the start:
 #
 # - a *page fault* is the trap the hardware raises when a process touches a virtual page that is not
 #   mapped, or writes one that is mapped read-only; the kernel's fault handler then maps a page (or
-#   copies one) and the access is retried;
+#   copies one: *copy-on-write*, as after `fork`) and the access is retried;
 # - *swap* is disk space where the kernel can write a process's page to free its RAM, reading it back
-#   at the next fault; the *swap cache* holds pages on their way out or in. The kit swaps nothing;
+#   at the next fault; the *swap cache* holds pages on their way out or in. The simulator this course
+#   runs swaps nothing;
 # - a kernel function that fails returns a negative *error number* named as in C's `errno.h`:
-#   `-ENOMEM` (out of memory), `-EFAULT` (bad address; ksmd, the kernel thread that merges pages, also uses it for "could not
-#   merge"),
-#   `-EINTR` (interrupted); 0 means success;
+#   `-ENOMEM` (out of memory), `-EFAULT` (bad address; KSM's code also uses it for "could not
+#   merge these pages"), `-EINTR` (interrupted); 0 means success;
 # - an *oops* is the kernel's report of a bug in its own code, such as a NULL pointer dereference.
 #
 # You do not need to know anything about KSM or memory cgroups; lessons 2 and 3 explain them. Every
-# term the course uses is in the [glossary](glossary.md) (these four too), and each lesson defines its
+# term the course uses is in the [glossary](glossary.md) (these too), and each lesson defines its
 # terms before it uses them; names in kernel code are explained in a key under each listing.
 #
 # **Contents.** *Theory*: what the kit is; the two versions of the kernel file; citations; the map of
@@ -67,9 +68,9 @@
 #
 # ### Two versions of one file
 #
-# The commit changes `mm/ksm.c` (`mm/` is the kernel source's memory-management folder), and `mm/rmap.c` (the kernel's *reverse mapping*: finding the page
-# tables that map a page) in two places, one line of code and one comment. The kit models both
-# versions:
+# The commit changes two files of `mm/`, the kernel source's memory-management folder: `mm/ksm.c`, in
+# seven places, and `mm/rmap.c` (the kernel's *reverse mapping*: finding the page tables that map a
+# page), in two: one line of code and one comment. The kit models both versions:
 #
 # | you write | the kernel it runs | file the kit cites |
 # | --- | --- | --- |
@@ -85,11 +86,12 @@
 # Every claim about the kernel's code in this course carries a citation: `ksm.c.after:1196-1200` means
 # lines 1196 to 1200 of `mm/ksm.c` at the commit. The files ship with the kit
 # (`ksmlab/data/sources/`), and `show` prints the lines of a citation. For example, the comment that
-# opens the file (`reading(lesson=1)` tells `show` which lesson you are reading; see the key below):
+# opens the file. First, `reading(lesson=1)` tells `show` which lesson you are reading, so that the key
+# it prints under a listing (below) leaves out the names earlier lessons have explained:
 
 # %%
 from ksmlab.sources import show, reading
-reading(lesson=1)   # which lesson you are reading: see the key below
+reading(lesson=1)   # which lesson you are reading: the keys leave out what earlier lessons explained
 show("ksm.c.after:1-15")
 
 # %% [markdown]
@@ -103,17 +105,17 @@ show("ksm.c.after:1-15")
 #   pages be swappable": `memory.c.5ad64688-excerpts.c` holds three fault handlers of `mm/memory.c`
 #   at it, verbatim, and `ksm.h.5ad64688` the KSM header `include/linux/ksm.h`. `2.6.32.70` is a 2.6.32
 #   stable release (one of the bug-fix releases made after 2.6.32, the seventieth) whose `mm/` files the kit ships for functions outside `ksm.c` and `rmap.c`: they
-#   are of the same era, not the commit's parent, so a line may differ slightly from what the
-#   commit's parent had.
+#   are of the same era, not the commit's parent (the tree just before the commit), so a line may
+#   differ slightly from what that tree had.
 #
 # ### The map of the course
 #
 # | lesson | what it covers |
 # | --- | --- |
 # | 01 · Start here (this one) | the kit, the tour, the map |
-# | [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb) | how KSM finds and merges identical pages, its counters, unmerging |
+# | [02 · KSM in a nutshell](02-ksm-in-a-nutshell.ipynb) | how KSM finds and merges identical pages, its counters, how merging is undone |
 # | [03 · Memory cgroups in a nutshell](03-memory-cgroups-in-a-nutshell.ipynb) | how the kernel counts and limits a group's memory; the problem the commit solves |
-# | [04 · Pages and mappings](04-pages-and-mappings.ipynb) | how the kernel describes one physical page: its counts, its tags, the lists and locks it can be on |
+# | [04 · Pages and mappings](04-pages-and-mappings.ipynb) | how the kernel describes one physical page: its counts, what kind of page it is, the lists and locks it can be on |
 # | [05 · Before the patch](05-before-the-patch.ipynb) | the old way of merging two pages, step by step |
 # | [06 · The patch, hunk by hunk](06-the-patch-hunk-by-hunk.ipynb) | all nine pieces (*hunks*) of the diff |
 # | [07 · Who pays](07-who-pays.ipynb) | memory cgroup accounting after the commit |
@@ -137,13 +139,15 @@ show("ksm.c.after:1-15")
 # ### Two processes with the same pages
 #
 # Two processes, `a` and `b`, each put the same four pages of text in their memory, as two copies of
-# one program's data would. Each belongs to its own *memory cgroup* (a group of processes whose memory
-# the kernel counts: `A` and `B`; lesson 3). Then each asks the kernel to consider this memory for
-# merging, with `madvise(..., MADV_MERGEABLE)`.
+# one program's data would. Each belongs to its own memory cgroup, `A` and `B`: the kernel *charges*
+# each page in use to one cgroup, the one whose process first touched it, and counts it against that
+# cgroup's limit (lesson 3). A process put into no cgroup of its own is in the *root cgroup*, `root`;
+# and a page can also be *charged to no cgroup* at all, which is where this commit comes in. Then
+# each process asks the kernel to consider this memory for merging, with `madvise(..., MADV_MERGEABLE)`.
 #
-# *KSM* (Kernel Samepage Merging) is the kernel feature that then finds identical pages: its *kernel
-# thread* (a task that runs only kernel code, with no user program), *ksmd*, visits the pages of every process that asked, and maps identical ones onto a single
-# read-only copy, freeing the rest (lesson 2 explains how). We let ksmd make two full passes over
+# KSM then finds the identical pages: its *kernel thread* (a task that runs only kernel code, with no
+# user program), *ksmd*, visits the pages of every process that asked, and *merges* identical ones:
+# it maps them all onto a single read-only copy and frees the rest (lesson 2 explains how). We let ksmd make two full passes over
 # the memory (why two, lesson 2 explains).
 
 # %%
@@ -165,20 +169,20 @@ def two_tenants(machine, pages=4, passes=2):
     return machine
 
 
-before = two_tenants(Machine(mode="upgrade"), passes=0)
-after = two_tenants(Machine(mode="upgrade"), passes=2)
-print("physical pages in use before ksmd runs:", len(before.pages_in_use()))
-print("physical pages in use after two passes:", len(after.pages_in_use()))
+unmerged = two_tenants(Machine(mode="upgrade"), passes=0)
+merged = two_tenants(Machine(mode="upgrade"), passes=2)
+print("physical pages in use before ksmd runs:", len(unmerged.pages_in_use()))
+print("physical pages in use after two passes:", len(merged.pages_in_use()))
 print("KSM counters after two passes:")
-print(after.ksm_stats())
+print(merged.ksm_stats())
 
 # %% [markdown]
 # - Eight virtual pages (four in each process) were backed by eight physical pages; after ksmd's two
 #   passes, by four. Four pages of RAM are free again.
 # - `pages_shared` counts the shared copies ksmd holds (4); `pages_sharing` counts how many further
 #   virtual pages map them (4): the pages saved. `full_scans` is the number of passes ksmd made (2);
-#   `pages_unshared` and `pages_volatile` count pages still waiting for a twin (none here). Lesson 2
-#   defines every counter.
+#   `pages_unshared` counts pages still waiting for a twin, and `pages_volatile` pages that change too
+#   often to be compared (none of either here). Lesson 2 defines every counter.
 #
 # The same in a picture: each virtual page on the left, joined to the physical page it maps on the
 # right, both labelled by their content. A thick outline marks a shared (KSM) page; a dashed line, a
@@ -190,8 +194,8 @@ import matplotlib.pyplot as plt
 from ksmlab.views.pictures import draw_mappings
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-draw_mappings(before, ax=axes[0], title="before ksmd runs", legend=False)
-draw_mappings(after, ax=axes[1], title="after two passes")
+draw_mappings(unmerged, ax=axes[0], title="before ksmd runs", legend=False)
+draw_mappings(merged, ax=axes[1], title="after two passes")
 plt.close(fig)
 fig
 
@@ -201,7 +205,7 @@ fig
 #
 # ### Who pays for the shared pages?
 #
-# A memory cgroup (*memcg* for short, as in the table headings below) is *charged* for the pages its
+# A memory cgroup (*memcg* for short, as in the table headings below) is charged for the pages its
 # processes use, and can be limited. After merging,
 # somebody must still be charged for the four shared pages. Which cgroup is the question of the
 # commit. The toggle below runs the same scenario on the kernel before the commit (`allocate`) and
@@ -227,10 +231,10 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 #   cgroup* at all, so they count against no cgroup's limit.
 # - The counters are the same in both: the commit changes who pays, not how much is merged.
 #
-# - The `root` row is the *root cgroup*, where every process not put into another cgroup lives (none
-#   here); "in use, charged to no cgroup" is not a cgroup at all but the pages no cgroup counts.
+# - The `root` row is the root cgroup (no process here); "in use, charged to no cgroup" is not a
+#   cgroup at all but the pages no cgroup counts, so no limit applies to them.
 #
-# Why B and not A, and why "charged to nobody" is a problem, are lesson 3.
+# Why B and not A, and why "charged to no cgroup" is a problem, are lesson 3.
 
 # %% [markdown]
 # ## Discussion
@@ -250,7 +254,8 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 # 1. In the tour, how many physical pages did ksmd free, and which counter says so?
 # 2. Which of the two modes runs the kernel as it was before the commit?
 # 3. What does the citation `ksm.c.before:946` point to? Print it with `show` and say what the line
-#    does (the key under the listing explains its names).
+#    does. The key under the listing explains its names; a few of its words (the stable tree,
+#    reclaim, GFP flags) are lessons 2 and 4's, and are in the [glossary](glossary.md) now.
 #
 # This lesson has no exercise notebook; the exercises start with
 # [exercises/02-ksm-in-a-nutshell.ipynb](../exercises/02-ksm-in-a-nutshell.ipynb).
