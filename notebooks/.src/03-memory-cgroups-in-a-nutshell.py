@@ -14,8 +14,9 @@
 # %% [markdown]
 # # 03 · Memory cgroups in a nutshell
 #
-# **Aim.** A memory cgroup lets an administrator count and cap the memory of a group of processes: a
-# tenant of a shared machine, a container. This lesson shows how a page is charged and uncharged, what
+# **Aim.** A memory cgroup lets an administrator count and cap the memory of a group of processes: the
+# processes of one tenant of a shared machine, say, or of one container (a group of processes run in
+# isolation from the rest of the system). This lesson shows how a page is charged and uncharged, what
 # a limit does, and then the commit's problem in numbers: before it, merged memory escaped every limit.
 #
 # **You will be able to**
@@ -36,7 +37,8 @@
 #
 # ### Memory cgroups
 #
-# A *control group* (cgroup) is a set of processes the kernel treats together; the memory controller
+# A *control group* (cgroup) is a set of processes the kernel treats together; each kind of resource
+# has a *controller*, the kernel code that accounts it for the groups. The memory controller
 # (`mm/memcontrol.c`) gives each group a *memory cgroup*, memcg for short, that counts the memory its
 # processes use and can limit it. Every page in use is *charged* to at most one memcg. ksmlab's
 # cgroups are flat (the kernel's can nest, and a child's pages count against its parent's limit too)
@@ -58,8 +60,9 @@ show("memory.c.5ad64688-excerpts.c:462-468")
 #   read-only page of zeros.
 # - A copy-on-write fault charges the copy to the writer the same way (`do_wp_page`,
 #   `memory.c.5ad64688-excerpts.c:173`).
-# - The charge stays with that memcg for the page's life, even when another process maps the page or
-#   the faulting process moves or exits.
+# - The charge stays with that memcg until the page's last unmap (below), even when another process
+#   maps the page, or the faulting process exits or is moved to another cgroup (moving a process is
+#   shown below; it leaves the charges where they are).
 #
 # ### Uncharge at the last unmap
 #
@@ -93,18 +96,22 @@ show("rmap.c.after:751-752")
 # ksmlab fails the charge at once and keeps every process alive: a write (or `mlock`, locking pages in
 # RAM: [glossary](glossary.md#mlock-vm_locked)) raises `OutOfMemory`, naming the cgroup, and changes
 # nothing. ksmd needs a charge too when it gives a virtual page back a private copy of a KSM page
-# (undoing a merge, lesson 5, or unmerging, lesson 2); if that fails, ksmlab leaves the virtual page
+# (when ksmd must undo half a merge that failed, lesson 5, or when memory is unmerged, lesson 2); if
+# that fails, ksmlab leaves the virtual page
 # on the KSM page, and `MADV_UNMERGEABLE` and `run = 2` fail with `-ENOMEM`.
 #
 # ### The root cgroup, and "charged to no cgroup"
 #
 # A process put in no memory cgroup is in the *root cgroup* (ksmlab: `"root"`), and its pages are
 # charged to the root like any other. In this era the root has no limit, so its charge skips the
-# counting (`2.6.32.70 mm/memcontrol.c:1307-1308`) and its usage is summed from statistics; ksmlab
-# counts it directly, with the same numbers.
+# counting (`2.6.32.70 mm/memcontrol.c:1307-1308`), and the usage its file reports is added up from
+# the per-cgroup page statistics instead, the counts of cached and anonymous pages the controller
+# keeps anyway (`:2526-2533`); ksmlab counts the root directly, with the same numbers.
 #
 # A page *charged to no cgroup* is counted by no memcg, not even the root: in use, yet in no cgroup's
-# usage and held against no limit. Page faults never make one. ksmd did, before the commit.
+# usage and held against no limit. Page faults never make one: a faulted page is charged. ksmd made
+# them before the commit. (A page also counts as charged to no cgroup for a moment after its last
+# unmap, while somebody still holds a reference to it and has not yet freed it; lesson 5 shows one.)
 #
 # ### The KSM page before the commit
 #
@@ -120,7 +127,7 @@ show("ksm.c.before:946-948")
 # unmapped (uncharged) and freed: each merge moved a page of memory out of the cgroups. Hugh Dickins'
 # message for the commit gives the reason to change it: once KSM pages could be swapped, "the principle
 # of least surprise implies that they should be accounted (with the usual dissatisfaction, that a
-# shared page is accounted to only one of the cgroups using it)". After the commit ksmd allocates
+# shared page is accounted to only one of the cgroups using it)"; *accounted* is charged. After the commit ksmd allocates
 # nothing: one of the two pages becomes the KSM page and keeps the charge it had.
 
 # %% [markdown]
@@ -129,7 +136,8 @@ show("ksm.c.before:946-948")
 # ### Charge and uncharge, live
 #
 # A process in `A` writes two pages, reads a third, forks a child into `B` and exits; then the child
-# writes and exits. Every cgroup's usage after each step:
+# writes and exits. Every cgroup's usage after each step: `m.memcg_usage()` maps each cgroup's name to
+# the pages charged to it, and the key `None` to the pages in use charged to no cgroup.
 
 # %%
 import textwrap
@@ -156,8 +164,7 @@ child.exit()
 print("after the child exits:        ", m.memcg_usage())
 
 # %% [markdown]
-# - `m.memcg_usage()`'s `None` key counts the pages in use charged to no cgroup. `mmap` charges
-#   nothing; the writes charge 2 pages to `A`; the read maps the zero page, counted nowhere.
+# - `mmap` charges nothing; the writes charge 2 pages to `A`; the read maps the zero page, counted nowhere.
 # - After `fork` parent and child share the two pages read-only: no new charge. (In Linux a child
 #   starts in its parent's cgroup and is moved by writing its pid into `B`'s `tasks` file, the list of
 #   a cgroup's processes in the cgroup file system; `fork(..., cgroup="B")` does both. Moving a task

@@ -65,8 +65,10 @@ show("ksm.c.before:938-948")
 # read-write semaphore that protects its list of vmas, for reading (`down_read`); `ksm_test_exit`
 # gives up if the process is exiting; `find_vma` finds the vma at the address.
 #
-# **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; three
-# flags make it look like a faulted anonymous page; `set_page_stable_node(kpage, NULL)` makes it a KSM
+# **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; of its
+# three flags, *uptodate* and *swapbacked* are those a faulted anonymous page has, and *dirty* is one it
+# has not (lesson 4: its dirtiness is in its pte), set because `kpage`'s content is in no other page
+# and no pte of `kpage` says it is dirty (lesson 6 says more); `set_page_stable_node(kpage, NULL)` makes it a KSM
 # page with no stable node yet (`mapping` `0x3`, lesson 4); `lru_cache_add_lru` parks it in ksmd's
 # per-CPU pagevec, which holds a reference.
 
@@ -74,7 +76,8 @@ show("ksm.c.before:938-948")
 show("ksm.c.before:957-963")
 
 # %% [markdown]
-# **4. Merge the scanned page.** In `try_to_merge_one_page`, `write_protect_page` makes the page's pte
+# **4. Merge the scanned page.** In `try_to_merge_one_page`, which merges one virtual page onto
+# `kpage` (its key is under the listing), `write_protect_page` makes the page's pte
 # read-only and `replace_page` points it at `kpage` instead, unmapping (so uncharging) `page`
 # (`ksm.c.before:867-869`).
 
@@ -144,8 +147,8 @@ pd.DataFrame([{"step": f"{n} {label}", "what it did": what,
 # Pages 1, 2 and 3 are `a`'s, `b`'s and `kpage`.
 #
 # - **0-1**: from step 1 on, `a`'s and `b`'s pages have `_count` 2: their pte, and ksmd's reference
-#   while it works (`follow_page` for the scanned page, `b`'s; the tree walk's `get_mergeable_page`
-#   for `a`'s, `ksm.c.before:1122`). `kpage` starts with the allocation's reference, mapped by nobody
+#   while it works (`follow_page` for the scanned page, `b`'s; the unstable tree walk's `get_mergeable_page`,
+#   which takes a reference on each tree page it compares, for `a`'s, `ksm.c.before:1122`). `kpage` starts with the allocation's reference, mapped by nobody
 #   and charged to no cgroup.
 # - **2-3**: copied and marked PageKsm (one event in the kit), then the pagevec's reference: `_count` 2.
 # - **4 replace_page**: `b`'s pte maps `kpage` (`_count` 3). `b`'s page lost its pte and so its charge
@@ -185,9 +188,10 @@ show("ksm.c.before:755")
 
 # %% [markdown]
 # The processes run on CPU 0, ksmd on CPU 1; `drain_before_pass=False` keeps the pagevecs from
-# draining as a pass begins. `b` writes, the pagevecs drain (`lru_add_drain_all`), then `a` writes: the
-# tree page is still in CPU 0's pagevec when ksmd merges. Pages 1, 2, 3 are `b`'s, `a`'s, `kpage`. The
-# trace from the failure on:
+# draining as a pass begins. `b` writes, the pagevecs drain (`lru_add_drain_all`, which drains every
+# CPU's; the kernel calls it from time to time, the kit here by hand), then `a` writes: the tree page is
+# still in CPU 0's pagevec when ksmd merges. Pages 1, 2, 3 are now `b`'s, `a`'s, `kpage`: the other way
+# round from above, because `b` writes first. The trace from the failure on:
 
 # %%
 from ksmlab.views.tables import trace_frame
@@ -223,7 +227,10 @@ events[events.index >= events.index[events.function == "write_protect_page"][1]]
 #   `ksm.c.before:420`; no trace event).
 # - `kpage` has lost its only pte, and `put_page(kpage)` (`ksm.c.before:985`, no trace event) the
 #   allocation's reference: the pagevec's is left, and `kpage` is freed when ksmd's pagevec drains
-#   (`release_pages`, `2.6.32.70 mm/swap.c:435`). Nothing was merged.
+#   (`release_pages`, which drops the reference a pagevec holds on each of its pages,
+#   `2.6.32.70 mm/swap.c:435`). Nothing was merged.
+# - The last row is the same drain reaching page 4, `b`'s new copy: ksmd faulted it in on its own CPU
+#   (through `break_cow`), so it too sat in ksmd's pagevec, and goes on the active anonymous LRU list.
 #
 # ## Discussion
 #
@@ -231,8 +238,8 @@ events[events.index >= events.index[events.function == "write_protect_page"][1]]
 #   reclaim), copies 4096 bytes and frees the two originals; a failed one does it for nothing.
 # - **Who pays.** Nobody: the allocated page was never charged (lesson 3's escape from the limit).
 # - **The pagevec's reference.** `kpage` sits in ksmd's pagevec, off every LRU list, until it drains:
-#   hence the old `VM_LOCKED` branch's `lru_add_drain()` before `mlock_vma_page(kpage)`
-#   (`ksm.c.before:874-877`), which moves a page to the unevictable list and must first isolate it
+#   hence, in the old `try_to_merge_one_page`, the `lru_add_drain()` before `mlock_vma_page(kpage)`
+#   that it runs for a page in a `VM_LOCKED` (mlocked) area (`ksm.c.before:874-877`; not shown here), which moves a page to the unevictable list and must first isolate it
 #   from its LRU list (lesson 8).
 # - **Simplification.** ksmd's trylocks never fail in the kit, so the path where
 #   `try_to_merge_one_page` gives up on a locked page is not shown here.
