@@ -17,49 +17,58 @@
 # **Aim.** The commit is about one `struct page` changing its identity: from an ordinary anonymous
 # page to a KSM page, without being copied. To follow it you need to read a page the way the kernel
 # does: its two counts, the tag bits in `page->mapping`, its flags, and the lists and locks it can be
-# on. This lesson shows each of them on live pages of the kit.
+# on. This lesson shows each on live pages of the kit, in two sittings of at most 20 minutes of
+# reading each (`make reading-time`): **part A**, the page and what it points at; **part B**, what
+# ksmd must check before it trusts a page. Part B starts with a recap of part A.
 #
 # **You will be able to**
-# - tell a page's count of references from its count of mappings, and account for every reference;
-# - decode the tag bits of the field that says what a page is: an ordinary anonymous page, a new KSM
-#   page, a KSM page in the stable tree;
-# - explain how ksmd notices that the page a stable-tree node points at is gone, and watch it happen;
-# - say what the kernel's small batches of pages, its lists for reclaim, the lock of a page and
-#   memory locked in RAM do to a page, and read the flags the kernel sets for them.
+# - (part A) tell a page's count of references from its count of mappings, account for every
+#   reference, and read its flags;
+# - (part A) decode the tag bits of the field that says what a page is: an ordinary anonymous page, a
+#   new KSM page, a KSM page in the stable tree;
+# - (part B) explain how ksmd notices that the page a stable-tree node points at is gone, and watch it
+#   happen;
+# - (part B) say what the kernel's small batches of pages, its lists for reclaim, the lock of a page
+#   and memory locked in RAM do to a page, and read the flags the kernel sets for them.
 #
 # **Before you start.** [Lesson 2](02-ksm-in-a-nutshell.ipynb) (ksmd, rmap_items, the stable tree)
 # and [lesson 3](03-memory-cgroups-in-a-nutshell.ipynb) (charges). [Glossary](glossary.md). All runs
 # use `mode="upgrade"`; what differs before the commit is lesson 5.
 #
-# **Contents.** *Theory*: the kernel's descriptor of a page and its two counts; mm, vma and pte again;
-# what `page->mapping` points at; the kernel's batches and lists of pages; the lock of a page; memory
-# locked in RAM. *Practical*: the fields of live pages; the tag bits through one merge; a stable-tree
-# node whose page is gone; a page in a batch; an mlocked page (the page lock itself is only described:
-# in ksmlab it never has to wait). (Each section defines its terms.)
+# **Contents.** *Part A.* Theory: the kernel's descriptor of a page, its flags and two counts; mm, vma
+# and pte again; what `page->mapping` points at. Practical: the fields of live pages; the tag bits
+# through one merge. *Part B.* Theory: how ksmd reaches a stable-tree node's page; the kernel's batches
+# and lists of pages; the page's lock; memory locked in RAM. Practical: a stable-tree node whose page
+# is gone; a page in a batch; an mlocked page (the lock is only described: in ksmlab it never waits).
+# Then a discussion and questions on both parts.
 
 # %% [markdown]
 # ## Theory
 #
-# ### struct page and its two counts
+# **Part A: the page and what it points at.**
 #
-# The kernel describes each physical page frame with a `struct page`. Its number in physical memory is
-# the *pfn* (page frame number). Two of its counters matter here:
+# ### struct page, its flags and its two counts
+#
+# The kernel describes each physical page frame with a `struct page`; the frame's number in physical
+# memory is its *pfn* (page frame number). The page's *flags* are bits of its `page->flags` word, each
+# named `PG_x` and tested with `PageX()` ([glossary](glossary.md#page-flags)). `PG_lru` says it is on
+# an *LRU* list (least recently used), where reclaim chooses pages to evict: an active and an inactive
+# list for each kind of page, anonymous and file. Two counters matter here:
 #
 # - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
-#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)`, or `get_page`, which takes
-#   one reference), and a
-#   pagevec, a small batch of pages on their way to a list (below). `put_page` drops one; at 0 the
-#   page is freed.
+#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)` or `get_page` takes
+#   one), and a *pagevec*, a small batch of pages on their way to an LRU list (part B). `put_page`
+#   drops one; at 0 the page is freed.
 # - `_mapcount`: how many ptes map the page, stored minus one (-1: not mapped). ksmlab's tables show
 #   it plus one, as "mapcount".
 #
-# So for a page that nobody but its ptes holds, `_count` equals the mapcount; any difference is a
-# reference held by someone else. `write_protect_page` relies on exactly that: it merges a page only
-# if `page_count(page) == page_mapcount(page) + 1 + swapped`. The `+ 1` is ksmd's own reference;
+# So for a page that only its ptes hold, `_count` equals the mapcount; any difference is someone
+# else's reference. `write_protect_page` merges a page only if
+# `page_count(page) == page_mapcount(page) + 1 + swapped`: the `+ 1` is ksmd's own reference;
 # `swapped` is 1 if the page is in the swap cache, which holds a reference of its own
 # (`swapped = PageSwapCache(page)`, `ksm.c.after:739`), and 0 in the kit, which swaps nothing. Any
-# other reference means someone may be writing to the page behind the ptes' back (a device writing
-# into the page directly, as *direct I/O* does, `O_DIRECT`, holds a reference but no pte):
+# other reference may be someone writing to the page behind the ptes' back (in *direct I/O*,
+# `O_DIRECT`, a device writes into the page itself, holding a reference but no pte):
 
 # %%
 from ksmlab.sources import show, reading
@@ -76,13 +85,19 @@ show("ksm.c.after:751-758")
 # ### page->mapping, anon_vma and the stable node
 #
 # For a page of a file, `page->mapping` points at the file's `address_space` (the kernel's object for
-# the cached pages of one file). For an *anonymous* page
-# it points at an `anon_vma`, the object that lists the vmas that may map the page, so that the kernel
-# can find every pte of a page (the *reverse mapping*, `mm/rmap.c`). Pointers are aligned, so their
-# low bits are free, and the kernel uses them as tags:
+# the cached pages of one file). For an *anonymous* page it points at an `anon_vma`, the object that
+# lists the vmas that may map the page, so that the kernel can find every pte of a page (the *reverse
+# mapping*, `mm/rmap.c`). Pointers are aligned, so their low bits are free, and the kernel uses them
+# as tags:
 
 # %%
-show("2.6.32.70 include/linux/mm.h:625-654")
+show("2.6.32.70 include/linux/mm.h:625-633")
+
+# %% [markdown]
+# `PageAnon` tests that tag:
+
+# %%
+show("2.6.32.70 include/linux/mm.h:651-654")
 
 # %% [markdown]
 # KSM adds the second bit and keeps a pointer to the page's *stable_node* there instead of an
@@ -104,55 +119,6 @@ show("ksm.h.5ad64688:40-61")
 # `stable_tree_insert` replaces it with the node's address. The new code creates it *on a page that
 # processes map*, which is why the commit also had to change how `rmap.c` reads this field (lessons 6
 # and 9).
-#
-# ### get_ksm_page: a keyhole reference
-#
-# A stable node holds no reference on its KSM page. When every user of the KSM page writes to it or
-# goes away, the page is freed and may be reused for anything, while its node is still in the stable
-# tree: a *stale* node. So ksmd never trusts `stable_node->page` directly; it goes through
-# `get_ksm_page`:
-
-# %%
-show("ksm.c.after:513-536")
-
-# %% [markdown]
-# - The check is "does the page still point back at this node?" (line 522). A freed page had its
-#   `mapping` cleared, and a reused one points elsewhere: the node is stale.
-# - `get_page_unless_zero` takes a reference only if the page is not being freed, and the check is
-#   repeated after it (line 526): a *keyhole* reference, taken without a lock.
-# - Reading `page->mapping` of a page that may have been freed is safe because a `struct page` is
-#   never freed: every frame of RAM has one for as long as the machine runs; only the frame is freed
-#   and reused. The `rcu_read_lock` around the check (*RCU*: a way for readers to look at shared data
-#   without a lock, see the key) is, as the comment above the function says, "not for KSM at all" but
-#   part of the kernel's rules for taking a reference on a page one does not hold yet
-#   (`ksm.c.after:505-506`): you can skip it here.
-# - A stale node is removed on the spot (`remove_node_from_stable_tree`, `ksm.c.after:465-482`), which
-#   also takes its rmap_items out of the counters.
-#
-# ### Pagevecs and the LRU
-#
-# Reclaim chooses pages to evict from the *LRU* lists (least recently used; an active and an inactive
-# list for each kind of page, anonymous and file). A page on one carries the `PG_lru` flag: the page's
-# *flags* are bits of its `page->flags` word, each named `PG_x` and tested with `PageX()`
-# ([glossary](glossary.md#page-flags)). Adding a page to an LRU list takes a lock, so the kernel
-# batches it: `lru_cache_add_lru` puts the page in a small per-CPU *pagevec* (14 slots
-# in this era, `2.6.32.70 include/linux/pagevec.h:12`), holding a reference, and moves the whole batch
-# when the pagevec is full or drained (`lru_add_drain`). Until then the page is not on any LRU list,
-# and its `_count` is one higher than its ptes explain. To *isolate* a page is to take it off its LRU
-# list (`isolate_lru_page`), which fails for a page still in a pagevec.
-#
-# ### The page lock
-#
-# `PG_locked` is also a sleeping lock: `lock_page` waits for it, `trylock_page` gives up at once,
-# `unlock_page` releases it. Changing what a page *is* (`page->mapping`), or which page a pte maps, is
-# done under it. ksmd uses `trylock_page` so as not to wait (`ksm.c.after:853-861`). In ksmlab nothing
-# runs while ksmd runs, so its trylocks always succeed.
-#
-# ### mlock and the unevictable list
-#
-# `mlock` keeps memory in RAM: the vma gets `VM_LOCKED`, its pages the `PG_mlocked` flag, and they
-# move to the *unevictable* LRU list (`PG_unevictable`), which reclaim does not scan. A page must be
-# isolated from its LRU list to be moved there; lesson 8 shows why that mattered to the old code.
 
 # %% [markdown]
 # ## Practical
@@ -191,20 +157,19 @@ pages_frame(m)
 #   (`anon_vma | 1`).
 # - `same` is now one KSM page with two read-only ptes (`ro`): `_count` 2, mapcount 2, and a mapping
 #   ending in `...c3`, `stable_node | 3`. The two counts agree: nobody but the ptes holds it.
-# - Its flags: `referenced` (used recently; set by `mark_page_accessed`, the kernel's "this page was
-#   just used", when it was upgraded), `uptodate` (its content
-#   is valid), `lru` and `active` (on the active anonymous LRU list), `swapbacked` (anonymous: its
-#   backing store would be swap). No `dirty`: in this era a faulted anonymous page is not marked
-#   dirty; the dirtiness is in its pte, and would move to the page only when it is unmapped or swapped.
+# - Its flags: `referenced` (set by `mark_page_accessed`, the kernel's "this page was just used", when
+#   it was upgraded), `uptodate` (its content is valid), `lru` and `active` (on the active anonymous
+#   LRU list), `swapbacked` (its backing store would be swap). No `dirty`: in this era a faulted
+#   anonymous page is not marked dirty; the dirtiness is in its pte, and moves to the page only when
+#   it is unmapped or swapped.
 #
 # ### The tag bits through one merge
 #
-# The same merge taken apart: we record every step of the one ksmd visit that merges `b`'s page with
-# `a`'s. The setup below runs ksmd's first pass, which only puts `a`'s page in the unstable tree;
-# `record_merge` then steps ksmd on into the second pass, where the merge happens
-# (`ksmlab.views.stepper.record_merge`, which snapshots every page after each event of the
-# machine's trace, `m.trace`: one event per kernel function the kit runs, lesson 2), and follow
-# `page->mapping` of the two pages.
+# The same merge taken apart. The setup below runs ksmd's first pass, which only puts `a`'s page in
+# the unstable tree; `record_merge` (`ksmlab.views.stepper`) then steps ksmd into the second pass,
+# where the merge happens, and snapshots every page after each event of the machine's trace
+# (`m.trace`: one event per kernel function the kit runs, lesson 2). We follow `page->mapping` of the
+# two pages.
 
 # %%
 import pandas as pd
@@ -251,13 +216,79 @@ pd.DataFrame(changed).set_index("step")
 #   unstable tree.)
 # - `a`'s page is freed once its pte maps the KSM page: mapping cleared.
 # - `stable_tree_insert` sets the KSM page's mapping to its new stable node, `...c3`.
+
+# %% [markdown]
+# **Stopping point: end of part A.** A good place to break.
+#
+# **Part B: what ksmd must check before it trusts a page.** *Recap of part A.* A `struct page`
+# describes one frame of RAM (its pfn). `_count` counts every holder, `_mapcount` (shown plus one)
+# only the ptes; `write_protect_page` refuses a page held by anyone beyond its ptes, ksmd and the swap
+# cache. Flags are `PG_x` bits; `lru` and `active`: on the active anonymous LRU list. `page->mapping`
+# is an anon_vma with low bits `0x1` (an ordinary anonymous page), `0x3` (a KSM page with no stable
+# node yet, during a merge) or a stable node with `0x3` (set by `stable_tree_insert`). Part B: what
+# happens when a KSM page goes away while its node stays, and what else holds or handles a page.
+# (In a new session, first run part A's cells: part B uses its imports and `pair`.)
+
+# %% [markdown]
+# ## Theory, part B
+#
+# ### get_ksm_page: a keyhole reference
+#
+# A stable node holds no reference on its KSM page. When every user of the KSM page writes to it or
+# goes away, the page is freed and may be reused for anything, while its node is still in the stable
+# tree: a *stale* node. So ksmd never trusts `stable_node->page` directly; it goes through
+# `get_ksm_page`:
+
+# %%
+show("ksm.c.after:513-536")
+
+# %% [markdown]
+# - The check is "does the page still point back at this node?" (line 522). A freed page had its
+#   `mapping` cleared, and a reused one points elsewhere: the node is stale.
+# - `get_page_unless_zero` takes a reference only if the page is not being freed, and the check is
+#   repeated after it (line 526): a *keyhole* reference, taken without a lock.
+# - Reading `page->mapping` of a page that may have been freed is safe: a `struct page` is never
+#   freed (every frame of RAM has one as long as the machine runs); only the frame is reused. The
+#   `rcu_read_lock` around the check (*RCU*: a way for readers to look at shared data without a lock,
+#   see the key) is, says the comment above the function, "not for KSM at all" but the kernel's rule
+#   for taking a reference on a page one does not hold yet (`ksm.c.after:505-506`): skip it here.
+# - A stale node is removed on the spot (`remove_node_from_stable_tree`, `ksm.c.after:465-482`), which
+#   also takes its rmap_items out of the counters.
+#
+# ### Pagevecs and the LRU
+#
+# Adding a page to an LRU list takes a lock, so the kernel batches it: `lru_cache_add_lru` puts the
+# page in a small per-CPU *pagevec* (14 slots in this era, `2.6.32.70 include/linux/pagevec.h:12`),
+# holding a reference, and moves the whole batch when the pagevec is full or drained
+# (`lru_add_drain`). Until then the page is not on any LRU list, and its `_count` is one higher than
+# its ptes explain. To *isolate* a page is to take it off its LRU list (`isolate_lru_page`), which
+# fails for a page still in a pagevec.
+#
+# ### The page lock
+#
+# `PG_locked` is also a sleeping lock: `lock_page` waits for it, `trylock_page` gives up at once,
+# `unlock_page` releases it. Changing what a page *is* (`page->mapping`), or which page a pte maps, is
+# done under it. ksmd uses `trylock_page` so as not to wait (`ksm.c.after:853-861`). In ksmlab nothing
+# runs while ksmd runs, so its trylocks always succeed.
+#
+# ### mlock and the unevictable list
+#
+# `mlock` keeps memory in RAM: the vma gets `VM_LOCKED`, its pages the `PG_mlocked` flag, and they
+# move to the *unevictable* LRU list (`PG_unevictable`), which reclaim does not scan. A page must be
+# isolated from its LRU list to be moved there; lesson 8 shows why that mattered to the old code.
+
+# %% [markdown]
+# ## Practical, part B
 #
 # ### A stale stable node
 #
-# Back to the machine above. Both `a` and `b` now write to their copy of `same`: each write faults
-# and copies, and the KSM page loses its last pte and is freed. Its stable node stays in the tree.
+# We build part A's first machine again (`pair`: `a` and `b` map one KSM page `same`). Both now write
+# to their copy of `same`: each write faults and copies, and the KSM page loses its last pte and is
+# freed. Its stable node stays in the tree.
 
 # %%
+m = Machine(mode="upgrade")
+a, x, b, y = pair(m)
 node = m.kernel.root_stable_tree.rb_node.owner
 print("before the writes:", node)
 print("   its page:      ", node.page)
@@ -295,20 +326,18 @@ trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tre
 
 # %% [markdown]
 # - pfn 3 is now `c`'s page, with `c`'s anon_vma in its mapping (its `count=2`: the pte, and the
-#   processes' pagevec, which has not drained yet; see "A page in a pagevec" below): not what the node
-#   expects, so
-#   `get_ksm_page` finds the node stale and removes it (the event above, on ksmd's visit to `a`), and
-#   the stable tree is empty.
+#   processes' pagevec, not drained yet): not what the node expects, so `get_ksm_page` finds the node
+#   stale and removes it (the event above, on ksmd's visit to `a`), and the stable tree is empty.
 # - Had ksmd trusted `stable_node->page`, it would have taken `c`'s private page for the KSM page of
 #   `same`.
 #
 # ### A page in a pagevec
 #
-# A page just faulted in goes into the CPU's pagevec before it reaches an LRU list. The kit drains
-# pagevecs as each ksmd pass begins, as today's kernels do with `lru_add_drain_all()` (drain every
-# CPU's pagevec; `ksm.c.6.12.117:2567`). The kernel of this commit does not: `ksm.c.after` has no such
-# call, so there a page faulted since the last drain still sits in its pagevec when ksmd comes
-# (`Machine(drain_before_pass=False)` models that). Before the drain, the pagevec's reference shows.
+# The kit drains pagevecs as each ksmd pass begins, as today's kernels do with `lru_add_drain_all()`
+# (drain every CPU's pagevec; `ksm.c.6.12.117:2567`). The kernel of this commit does not:
+# `ksm.c.after` has no such call, so there a page faulted since the last drain still sits in its
+# pagevec when ksmd comes (`Machine(drain_before_pass=False)` models that). Before the drain, the
+# pagevec's reference shows.
 
 # %%
 def page_row(process, addr):
@@ -332,8 +361,8 @@ pd.DataFrame(rows).set_index("when")
 #   `lru` flag yet.
 # - After the drain: `_count` 1, `lru` and `active` set (it went to the active anonymous list).
 # - Had ksmd tried to merge the page while it sat in the pagevec, `write_protect_page`'s count check
-#   (above) would have refused it. A machine made with `Machine(drain_before_pass=False)` does not
-#   drain, and its two identical pages, still in the processes' pagevec, never merge:
+#   (part A) would have refused it. Without the drain, two identical pages still in the processes'
+#   pagevec never merge:
 
 # %%
 for drain in (True, False):
@@ -370,32 +399,34 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 # %% [markdown]
 # ## Discussion
 #
-# - **Why tag bits?** `struct page` exists for every page of RAM, so every byte of it costs memory
-#   many times over; reusing the low bits of an aligned pointer gives two flags for free. The price is
-#   that code must read the pointer and its tags together, which is the race of lesson 9.
-# - **Why no reference from the stable node?** A reference would keep every KSM page alive until ksmd
-#   next passed by, even after all its users left. The keyhole check costs one comparison per visit
-#   instead.
-# - **Simplifications.** ksmlab's `_count` and `_mapcount` follow the kernel's rules, but addresses
-#   of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints the same
-#   numbers); the processes run on one CPU and ksmd on another, so there are two pagevecs (the
-#   processes' and ksmd's); the pagevecs are drained as each ksmd pass begins, as today's kernels
-#   do and this commit's did not (`Machine(drain_before_pass=False)` turns that off); and the page
-#   lock never has to wait.
+# - **Why tag bits?** (part A) `struct page` exists for every page of RAM, so every byte of it costs
+#   memory many times over; reusing the low bits of an aligned pointer gives two flags for free. The
+#   price is that code must read the pointer and its tags together, which is the race of lesson 9.
+# - **Why no reference from the stable node?** (part B) A reference would keep every KSM page alive
+#   until ksmd next passed by, even after all its users left. The keyhole check costs one comparison
+#   per visit instead.
+# - **Simplifications** (both parts). ksmlab's `_count` and `_mapcount` follow the kernel's rules, but
+#   addresses of `anon_vma` and `stable_node` objects are made up (stable, so the same scenario prints
+#   the same numbers); the processes run on one CPU and ksmd on another, so there are two pagevecs
+#   (the processes' and ksmd's); they are drained as each ksmd pass begins, as this commit's kernel
+#   did not (part B); and the page lock never has to wait.
 #
 # ## Check yourself
 #
-# 1. A page has `_count` 3 and mapcount 2, and ksmd is not looking at it. Name a holder of the third
-#    reference.
-# 2. `page->mapping` is `0x3`. What is the page, and which function will change it next?
-# 3. Why does `get_ksm_page` check `page->mapping` a second time after `get_page_unless_zero`?
+# 1. (part A) A page has `_count` 3 and mapcount 2, and ksmd is not looking at it. Name a holder of
+#    the third reference.
+# 2. (part A) `page->mapping` is `0x3`. What is the page, and which function will change it next?
+# 3. (part B) Why does `get_ksm_page` check `page->mapping` a second time after
+#    `get_page_unless_zero`?
+# 4. (part B) A process has just written a page, and ksmd reaches it before any pagevec is drained.
+#    Why does `write_protect_page` refuse to merge it?
 #
 # Exercises: [exercises/04-pages-and-mappings.ipynb](../exercises/04-pages-and-mappings.ipynb).
 #
 # ## References
 #
-# - `PAGE_MAPPING_ANON`, `PageAnon`: `2.6.32.70 include/linux/mm.h:625-654`; `PageKsm`,
-#   `set_page_stable_node`: `ksm.h.5ad64688:40-61`.
+# - `PAGE_MAPPING_ANON`: `2.6.32.70 include/linux/mm.h:625-633`; `PageAnon`:
+#   `2.6.32.70 include/linux/mm.h:651-654`; `PageKsm`, `set_page_stable_node`: `ksm.h.5ad64688:40-61`.
 # - `get_ksm_page`: `ksm.c.after:513-536`; `remove_node_from_stable_tree`: `ksm.c.after:465-482`;
 #   `write_protect_page`: `ksm.c.after:718-769`; `try_to_merge_one_page`: `ksm.c.after:839-895`.
 # - Pagevecs: `2.6.32.70 include/linux/pagevec.h`, `2.6.32.70 mm/swap.c`; mlock: `2.6.32.70 mm/mlock.c`.
