@@ -18,64 +18,67 @@
 #
 # **Aim.** After commit 80e14822, ksmd turns a page that processes already map from an anonymous page
 # into a KSM page *in place*, while other CPUs may be looking at it. The commit's two `mm/rmap.c` hunks
-# are about exactly that: h8 makes `page_lock_anon_vma` read `page->mapping` once (`ACCESS_ONCE`), and
+# are about that: h8 makes `page_lock_anon_vma` read `page->mapping` once (`ACCESS_ONCE`), and
 # h9 says why `page_add_anon_rmap`'s caller must hold the page lock. A sequential simulator cannot show
 # either, because nothing runs between two of its loads. This lesson models the concurrent kernel paths
-# as small sequences of atomic steps and runs **every** interleaving of them. You count how many
-# schedules end in each outcome before and after the commit, and you step through the shortest
-# schedule that crashes.
+# as small sequences of atomic steps and runs **every** interleaving of them. It is taught in two
+# sittings: **part A**, the lockless reader and h8, and **part B**, the mapper and h9, which starts with
+# a recap of part A.
 #
 # **You will be able to**
-# - name the three values `page->mapping` takes while ksmd upgrades a page, and say who writes each and
-#   under which lock;
-# - explain why a plain load of `page->mapping` may happen twice, and what each mix of two values does;
-# - read a schedule as a timeline, one column per CPU, and find one that oopses;
-# - explain what the page lock in `page_add_anon_rmap`'s callers rules out;
-# - say what the model assumes, and so what its counts mean.
+# - (A) name the three values `page->mapping` takes while ksmd upgrades a page, and say who writes each
+#   and under which lock;
+# - (A) explain why a plain load of `page->mapping` may happen twice, and what each mix of two values does;
+# - (A) read a schedule as a timeline, one column per CPU, and find one that oopses;
+# - (B) explain what the page lock in `page_add_anon_rmap`'s callers rules out;
+# - (A and B) say what the model assumes, and so what its counts mean.
 #
 # **Before you start.** You need [04 · Pages and mappings](04-pages-and-mappings.ipynb) (the tag bits of
 # `page->mapping`), [06 · The patch hunk by hunk](06-the-patch-hunk-by-hunk.ipynb) (hunks h8 and h9) and
 # [08 · Locked pages and references](08-locked-pages-and-references.ipynb) (`trylock_page`, `lock_page`).
-# The [glossary](glossary.md) defines *anon_vma*, *stable node*, *pte* and *page lock*.
+# The [glossary](glossary.md) defines *anon_vma*, *stable node*, *pte*, *page lock* and *swap cache*.
 #
 # **Contents**
-# - Theory: 1. the values of `page->mapping` · 2. a reader without the page lock · 3. one load or two
-#   (h8) · 4. the mapper and the page lock (h9) · 5. the model: steps, schedules, counts
-# - Practical: every schedule of reclaim against ksmd, before and after; the shortest oops, step by step;
-#   the mapper with and without the page lock; a `Machine` hands its compilation to the explorer
-# - Discussion · Check yourself · References
+# - Part A. Theory: 1. the values of `page->mapping` · 2. a reader without the page lock · 3. one load
+#   or two (h8) · 4. the model. Practical: every schedule of reclaim against ksmd; the shortest oops.
+# - Part B. Theory: 5. the mapper and the page lock (h9). Practical: the mapper with and without the
+#   page lock; a `Machine` hands its compilation to the explorer.
+# - Discussion (points 1-2 on part A, 3-4 on part B) · Check yourself (1-2 on A, 3 on B) · References
 
 # %% [markdown]
-# ## Theory
+# ## Part A: the reader and hunk h8
 #
-# ### 1. The values of `page->mapping` during the upgrade
+# ### Theory
+#
+# #### 1. The values of `page->mapping` during the upgrade
 #
 # For an anonymous page, `page->mapping` holds the address of the page's `anon_vma` with bit 0
-# (`PAGE_MAPPING_ANON`) set. Slab objects are aligned, so the two low bits of that address are free
-# for tags. A KSM page has both bits set (`PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` = 3), and the rest of
-# the word is the address of its `struct stable_node`, the node of the stable tree that describes it:
+# (`PAGE_MAPPING_ANON`) set; slab objects are aligned, so the two low bits are free for tags. A KSM page
+# has both bits set (`PAGE_MAPPING_ANON | PAGE_MAPPING_KSM` = 3, what `PageKsm` tests,
+# `ksm.h.5ad64688:44-48`), and the rest of the word is the address of its `struct stable_node`, the node
+# of the stable tree that describes it. Of the helpers lesson 04 showed, this one writes the field:
 
 # %%
 from ksmlab.sources import show
-show("ksm.h.5ad64688:44-60")
+show("ksm.h.5ad64688:55-60")
 
 # %% [markdown]
 # After the commit, ksmd upgrades the page it scanned in two sections, each under the **page lock**
 # (the `PG_locked` bit; `trylock_page` takes it or fails, `lock_page` sleeps until it can take it).
-# In the first, `try_to_merge_one_page` write-protects the page and calls
-# `set_page_stable_node(page, NULL)`: `page->mapping` becomes `0x3`, a KSM page whose stable node is
-# not known yet.
+# In the first, `try_to_merge_one_page` takes it with `trylock_page(page)` (`ksm.c.after:860`, backing
+# off if the page is locked), write-protects the page and calls `set_page_stable_node(page, NULL)`:
+# `page->mapping` becomes `0x3`, a KSM page whose stable node is not known yet.
 
 # %%
-show("ksm.c.after:860-877")
+show("ksm.c.after:868-877")
 
 # %% [markdown]
-# Between the two sections, ksmd unlocks the page, merges the other (tree) page onto it with
-# `replace_page`, and then locks it again to insert it in the stable tree. `stable_tree_insert` sets
-# `page->mapping` to `stable_node | 3`:
+# Between the two sections, ksmd unlocks the page and merges the other (tree) page onto it with
+# `replace_page`. Then it locks the page again, and `stable_tree_insert` sets `page->mapping` to
+# `stable_node | 3`:
 
 # %%
-show("ksm.c.after:1214-1222")
+show("ksm.c.after:1216-1222")
 
 # %%
 show("ksm.c.after:1060-1063")
@@ -85,18 +88,17 @@ show("ksm.c.after:1060-1063")
 # the value `0x3` was only ever written into a freshly allocated page that nobody mapped yet, so no
 # other CPU could see a mapped anonymous page change kind.
 #
-# ### 2. A reader that takes no lock
+# #### 2. A reader that takes no lock
 #
 # Memory reclaim asks `page_referenced()` whether a page was used recently. `shrink_active_list` calls it
-# with `is_locked = 0` (in 2.6.32.70: `2.6.32.70 mm/vmscan.c:1394-1395`). `page_referenced` takes the
-# page lock itself only for file pages and KSM pages. An anonymous page goes to `page_referenced_anon`
-# without it:
+# with `is_locked = 0` (`2.6.32.70 mm/vmscan.c:1394-1395`), and takes the page lock itself only for
+# file pages and KSM pages. An anonymous page goes to `page_referenced_anon` without it:
 
 # %%
-show("rmap.c.after:514-541")
+show("rmap.c.after:517-537")
 
 # %% [markdown]
-# ### 3. One load or two: hunk h8
+# #### 3. One load or two: hunk h8
 #
 # `page_referenced_anon` calls `page_lock_anon_vma`, which reads `page->mapping`, tests the tag bits and
 # locks the `anon_vma` it points to. Before the commit it read the field plainly:
@@ -105,26 +107,21 @@ show("rmap.c.after:514-541")
 show("rmap.c.before:201-218")
 
 # %% [markdown]
-# Hunk h8 changes one line: line 207 before, and line 207 after.
-
-# %%
-show("rmap.c.before:207")
+# Hunk h8 changes line 207 to:
 
 # %%
 show("rmap.c.after:207")
 
 # %% [markdown]
-# Why does it matter? `page->mapping` is an ordinary field, and the C compiler may assume that no one
-# else changes it. It can load it once for the test at line 208 and **load it again** at line 213 to
-# compute `anon_mapping - PAGE_MAPPING_ANON`, rather than keep the first value in a register.
-# Nothing between the two lines stops it. The compiler may not move or repeat memory accesses across a
-# **compiler barrier** (an `asm` statement that clobbers memory, as `barrier()` and the atomic bit
-# operations are, or a call into code it cannot see), and there is none here: `page_mapped()` reads
-# `_mapcount` through a volatile access to a different field, and that is not a barrier. If ksmd's
-# upgrade falls between the two loads, the test sees one value and the pointer comes from another.
-# `spin_lock` then writes the lock word at the pointer: the lock is `struct anon_vma`'s first field
-# (in 2.6.32.70: `2.6.32.70 include/linux/rmap.h:27-28`), and `struct stable_node` starts with its
-# `page` pointer (`ksm.c.after:115-119`).
+# Why does it matter? `page->mapping` is an ordinary field, so the C compiler may assume that no one
+# else changes it: it may load it for the test at line 208 and **load it again** at line 213 for
+# `anon_mapping - PAGE_MAPPING_ANON`. Only a **compiler barrier** would forbid that (an `asm` statement
+# that clobbers memory, as `barrier()` and the atomic bit operations are, or a call into code the
+# compiler cannot see), and there is none: `page_mapped()` reads a different field, `_mapcount`,
+# through a volatile access, which is not a barrier. If ksmd's upgrade falls between the two loads, the
+# test sees one value and the pointer comes from another. `spin_lock` then writes the lock word at the
+# pointer: the lock is `struct anon_vma`'s first field (`2.6.32.70 include/linux/rmap.h:27-28`), and
+# `struct stable_node` starts with its `page` pointer (`ksm.c.after:115-119`).
 #
 # | first load (test) | second load (pointer) | `anon_vma` | what `spin_lock(&anon_vma->lock)` does |
 # |---|---|---|---|
@@ -133,74 +130,24 @@ show("rmap.c.after:207")
 # | `anon_vma\|1` | `stable_node\|3` | `stable_node + 2` | writes into `stable_node->page`: **memory corruption** (see "What the model leaves out") |
 # | `0x3` or `stable_node\|3` | (not reached) | | the test fails, NULL: a reference missed, harmless |
 #
-# `ACCESS_ONCE(page->mapping)` is a volatile read, and the compiler must perform it exactly once. With
-# it, the test and the pointer come from the same value, so only the first and the last rows remain.
-# The first row is right even if the page turns KSM an instant later. Here the anon_vma is not even
-# freed: A's vma still uses it, and the ptes still map this same page. And even an anon_vma freed
-# meanwhile would be safe to lock: the reader is inside `rcu_read_lock()` (read-copy-update), and anon_vmas
-# come from a `SLAB_DESTROY_BY_RCU` cache (`rmap.c.after:193-194`). That does not stop a freed anon_vma
-# from being reused at once, but only *as another anon_vma*: the slab's memory is not handed back for
-# other uses until the readers have left, so it stays a `struct anon_vma` whose lock word is always a
-# valid spinlock, set up by the cache's constructor (`anon_vma_ctor`, `rmap.c.after:182-189`). The kernel's
-# own comment says so: a reader "may have optimistically looked up an anon_vma in page_lock_anon_vma()
-# and that may actually touch the spinlock even in the newly allocated vma" (`rmap.c.after:90-94`).
+# `ACCESS_ONCE(page->mapping)` is a volatile read, which the compiler must perform exactly once: the
+# test and the pointer come from one value, and only the first and last rows remain. The first row is
+# right even if the page turns KSM an instant later: A's vma still uses that anon_vma. Even a freed
+# anon_vma would be safe to lock. The reader is inside `rcu_read_lock()` (read-copy-update), and
+# anon_vmas come from a `SLAB_DESTROY_BY_RCU` cache (`rmap.c.after:193-194`), whose memory is reused
+# before the readers have left only *as another anon_vma*: its lock word stays a valid spinlock, set up
+# by the cache's constructor (`anon_vma_ctor`, `rmap.c.after:182-189`), as the comment at
+# `rmap.c.after:90-94` says.
 #
-# ### 4. The mapper and the page lock: hunk h9
-#
-# The other code that writes an anonymous page's `page->mapping` is `page_add_anon_rmap`. It is called
-# when a page that may already be mapped gets one more pte. Hunk h9 extends its comment:
-
-# %%
-show("rmap.c.after:662-687")
-
-# %% [markdown]
-# Which caller can add a pte to a page that ksmd may be upgrading at that moment? ksmd only upgrades a
-# page that some process maps (it found it through a pte). So the caller must map an *already mapped* or
-# *re-mapped* page. Two callers do that, both with the page locked: page migration's
-# `remove_migration_pte` (`mm/migrate.c`, not shipped with the kit), as it puts back the ptes of a page it
-# moved, one by one; and the one this lesson follows, `do_swap_page` on a page still in the **swap cache**
-# (the set of pages that have a slot on swap and are also in memory, found by their swap entry: a pte
-# that was swapped out holds that entry instead of a page frame).
-# Suppose process A swapped the page in and maps it, and A's forked child B still has the swap entry in
-# its pte. When B faults, `do_swap_page` finds the same page and maps it into B. It takes the page lock
-# first:
-
-# %%
-show("memory.c.5ad64688-excerpts.c:354-357")
-
-# %% [markdown]
-# `ksm_might_need_to_copy` (from the earlier commit 5ad64688 of the same series, "ksm: let shared pages
-# be swappable", `ksm.h.5ad64688:62-86`, so already in the tree at 80e14822: `ksm.c.before:1557` has its
-# helper `ksm_does_need_to_copy`) returns the page
-# itself unless it belongs to another anon_vma or offset, in which case it returns a copy; here B's
-# page is A's anon page, so it returns the page. In the next excerpt `reuse_swap_page` decides, on a
-# write fault only, whether this process is the page's sole user so that its pte may be made writable
-# at once; it does not change `page->mapping`.
-
-# %%
-show("memory.c.5ad64688-excerpts.c:395-409")
-
-# %% [markdown]
-# Without that lock, `page_add_anon_rmap`'s `PageKsm` test (line 679) could pass before the upgrade and
-# its write or check (lines 684-687) could come after it. A non-first mapping would then trip
-# `__page_check_anon_rmap`'s `BUG_ON` (line 657). `VM_BUG_ON` and the body of `__page_check_anon_rmap`
-# exist only in a kernel built with **`CONFIG_DEBUG_VM`**, a debugging option (`rmap.c.after:642-659`);
-# without it both compile to nothing. The model assumes it is on, so the tables below name these checks
-# as crashes. A first mapping would overwrite `0x3` with
-# `anon_vma|1`: a KSM page **downgraded** to anon, which the comment promises never happens. Note that
-# the `PageKsm` test comes *before* `VM_BUG_ON(!PageLocked(page))`. That is why ksmd's own `replace_page`
-# may map the KSM page without holding its lock (`ksm.c.after:815`).
-#
-# ### 5. The model: steps, schedules, counts
+# #### 4. The model: steps, schedules, counts
 #
 # `ksmlab.race` writes each path as a list of **steps**. A step is one access to shared state
 # (`page->mapping`, the page lock, `_mapcount`, a pte, the memory a computed pointer points at), with the
 # source lines it runs. A **schedule** is the order in which the CPUs run their steps, written as the
 # step ids (`K1 K2 R1 ...`). A `lock_page` whose lock is held cannot be scheduled, and an oops stops the
 # machine, so a schedule ends there. The **explorer** runs every schedule, classifies how it ends, and
-# keeps one of the shortest for each outcome (its *witness*). Here are the steps of ksmd and of the
-# reader, in the compilation without `ACCESS_ONCE` (which adds `R6`). Several steps run under a *pte
-# lock*: the spinlock of one page table, which code that reads or changes a pte of it holds.
+# keeps one of the shortest for each outcome (its *witness*). Here are ksmd's and the reader's steps,
+# compiled without `ACCESS_ONCE` (which adds `R6`). A *pte lock* is the spinlock of one page table.
 
 # %%
 from ksmlab import race
@@ -210,11 +157,11 @@ from ksmlab.views.tables import show as show_table
 show_table(paths_frame("reclaim", access_once=False))
 
 # %% [markdown]
-# The model assumes one particular page and set of processes (`race.PRECONDITIONS`). One of these
-# assumptions matters more than it looks. A's pte must already be read-only. Otherwise
-# `write_protect_page` compares `page_count` with `page_mapcount` (`ksm.c.after:736`, `:755`), and the
-# reference that reclaim took when it isolated the page (took it off the LRU list to examine it) would
-# make ksmd back off before any upgrade:
+# The model fixes one page and set of processes (`race.PRECONDITIONS`). The page is in the **swap
+# cache**: it has a slot on swap and is also in memory, found by its swap entry, which a pte that was
+# swapped out holds instead of a page frame. Reclaim has *isolated* it (taken it off its LRU list to
+# examine it), with a reference; A's read-only pte keeps that reference from making ksmd back off.
+# (`vm_page_prot` is a vma's default protection for a new pte.)
 
 # %%
 import textwrap
@@ -224,37 +171,29 @@ print()
 print(textwrap.fill(race.SCENARIOS["reclaim"].preconditions, width=100))
 
 # %% [markdown]
-# (`vm_page_prot` is a vma's default protection bits for a new pte; in a private mapping it has no write
-# bit, so a pte made from it is read-only until a write fault makes the page private.) The model's start,
-# with reclaim already holding the page, is what needs the read-only pte; in the kernel reclaim can also
-# take the page just after ksmd's count check, so a writable pte is not safe either (Discussion, point 2).
-
-# %% [markdown]
-# ## Practical
+# In the kernel a writable pte is not safe either (Discussion, point 2).
 #
-# ### Every schedule of reclaim against ksmd, before and after the commit
+# ### Practical
+#
+# #### Every schedule of reclaim against ksmd, before and after the commit
 
 # %%
 show_table(outcome_frame("reclaim"))
 
 # %% [markdown]
 # - Before the commit (two loads) there are 244 schedules: 108 oops at address 0x2 and 18 corrupt the
-#   stable node. After it (one load) there are 89, and none does either. The oops and the corruption
-#   are the rows of section 3 that `ACCESS_ONCE` removes.
-# - The totals differ because the second load is one more step to interleave.
-# - "harmless NULL" is the last row of section 3: the anon path's flags test saw a KSM value and
-#   returned NULL. The commit leaves it as it was.
-# - The three rows after it (trylock failed, NULL stable node, walked the stable node) come from
-#   `page_referenced`'s own KSM branch, which the commit also leaves as it was. Either the reader saw a
-#   KSM page and its `trylock_page` failed (ksmd held the lock, so it counted one reference), or it
-#   took the lock between ksmd's two sections and found the NULL stable node (0 references): both
-#   harmless. Or it walked the finished stable node: correct.
-# - The tests in `tests/test_race.py` derive every one of these counts by hand from the steps above.
+#   stable node, the rows of section 3 that `ACCESS_ONCE` removes. After it (one load) there are 89,
+#   none of them bad; one step fewer to interleave gives fewer schedules.
+# - "harmless NULL" is section 3's last row. The next three come from `page_referenced`'s own KSM
+#   branch, which the commit leaves alone: the reader's `trylock_page` failed (ksmd held the lock: one
+#   reference counted), or it found the NULL stable node between ksmd's sections (0 references), or the
+#   finished one. All are harmless.
+# - `tests/test_race.py` derives every one of these counts by hand from the steps above.
 #
-# ### The shortest oops, step by step
+# #### The shortest oops, step by step
 #
-# Move the slider to replay the shortest schedule that oopses. Pick another outcome to see its witness.
-# The row marked ▸ is the step just run; below the timeline is the shared state after it.
+# Move the slider to replay the shortest schedule that oopses, or pick another outcome's witness. The
+# row marked ▸ is the step just run; below the timeline is the shared state after it.
 
 # %%
 witness_stepper("reclaim", access_once=False, outcome="oops_0x2", step=7)
@@ -263,13 +202,12 @@ witness_stepper("reclaim", access_once=False, outcome="oops_0x2", step=7)
 print(witness_step("reclaim", access_once=False, outcome="oops_0x2", step=7))
 
 # %% [markdown]
-# - Seven steps are enough. ksmd locks and write-protects the page (K1, K2). The reader sees an anon
-#   page (R1) and passes page_lock_anon_vma's flags test (R5). Then ksmd writes `0x3` (K3), the reader
-#   loads `page->mapping` again (R6), and `spin_lock` runs at 0x2 (R7).
-# - ksmd still holds the page lock when the reader crashes. The lock cannot help, because the reader
-#   never asked for it: an anonymous page is read without it.
+# - Seven steps: ksmd locks and write-protects the page (K1, K2); the reader sees an anon page (R1) and
+#   passes the flags test (R5); ksmd writes `0x3` (K3); the reader loads `page->mapping` again (R6) and
+#   runs `spin_lock` at 0x2 (R7).
+# - ksmd still holds the page lock when the reader crashes: the reader never asked for it.
 #
-# The same schedule as a picture: one lane per CPU, and `page->mapping` after each step on top.
+# The same schedule as a picture, one lane per CPU, `page->mapping` on top:
 
 # %%
 import matplotlib.pyplot as plt
@@ -278,10 +216,67 @@ plt.close(fig)
 fig
 
 # %% [markdown]
-# *Figure 1. The shortest oops. The reader's two loads (R5, R6) fall on either side of ksmd's K3, so the
-# flags test saw `anon_vma|1` and the pointer came from `0x3`.*
+# *Figure 1. The shortest oops: the reader's two loads (R5, R6) fall on either side of ksmd's K3.*
+
+# %% [markdown]
+# **Stopping point: end of part A.** A good place to break: questions 1 and 2 of "Check yourself",
+# and the exercise, are on part A.
+
+# %% [markdown]
+# ## Part B: the mapper and hunk h9
 #
-# ### The mapper, with and without the page lock
+# *Recap of part A.* ksmd upgrades a mapped anonymous page in two sections under its page lock:
+# `page->mapping` goes `anon_vma|1` → `0x3` (step K3) → `stable_node|3` (K7). Reclaim reads an
+# anonymous page without that lock, and before h8 `page_lock_anon_vma` could load `page->mapping`
+# twice, test one value and lock at the other: among every schedule of the model's steps, the explorer
+# found oopses at 0x2 and locks inside the stable node, and with `ACCESS_ONCE` none. Part B turns to
+# the other writer of `page->mapping`, `page_add_anon_rmap`, and the page lock h9's comment asks for.
+#
+# ### Theory
+#
+# #### 5. The mapper and the page lock: hunk h9
+#
+# `page_add_anon_rmap` is called when a page that may already be mapped gets one more pte. Hunk h9
+# extends its comment:
+
+# %%
+show("rmap.c.after:662-687")
+
+# %% [markdown]
+# Which caller can add a pte to a page that ksmd may be upgrading? ksmd only upgrades a page that some
+# process maps (it found it through a pte), so the caller must map an *already mapped* or *re-mapped*
+# page. Two callers do, both with the page locked: page migration's `remove_migration_pte`
+# (`mm/migrate.c`, not shipped with the kit), putting back the ptes of a page it moved; and the one
+# this lesson follows, `do_swap_page` on a page still in the swap cache. A swapped the page in and maps
+# it; its forked child B still has the swap entry in its pte. When B faults, `do_swap_page` finds the
+# same page and maps it into B, taking the page lock first:
+
+# %%
+show("memory.c.5ad64688-excerpts.c:354-357")
+
+# %% [markdown]
+# `ksm_might_need_to_copy` (`ksm.h.5ad64688:62-86`, from the earlier commit 5ad64688 of the series,
+# "ksm: let shared pages be swappable", so already in the tree: `ksm.c.before:1557` has its helper)
+# returns a copy if the page belongs to another anon_vma or offset, else the page itself, as for B. In
+# the next excerpt `reuse_swap_page` decides, on a write fault only, whether this process is the page's
+# sole user, so that its pte may be made writable at once; it does not change `page->mapping`.
+
+# %%
+show("memory.c.5ad64688-excerpts.c:395-409")
+
+# %% [markdown]
+# Without that lock, `page_add_anon_rmap`'s `PageKsm` test (line 679) could pass before the upgrade and
+# its write or check (lines 684-687) come after it. A non-first mapping would then trip
+# `__page_check_anon_rmap`'s `BUG_ON` (line 657). `VM_BUG_ON` and the body of `__page_check_anon_rmap`
+# exist only in a kernel built with **`CONFIG_DEBUG_VM`**, a debugging option (`rmap.c.after:642-659`);
+# without it both compile to nothing; the model assumes it is on, and calls these checks crashes. A
+# first mapping would overwrite `0x3` with `anon_vma|1`: a KSM page **downgraded** to anon, which the
+# comment promises never happens. The `PageKsm` test comes *before* `VM_BUG_ON(!PageLocked(page))`:
+# that is why ksmd's own `replace_page` may map the KSM page without its lock (`ksm.c.after:815`).
+#
+# ### Practical
+#
+# #### The mapper, with and without the page lock
 #
 # The mapper scenarios add two paths to ksmd's: B's `do_swap_page` (steps `M1`-`M6`) and, in
 # `swapin_after_zap`, A's `MADV_DONTNEED` zapping its pte (`Z1`). Here they are with the page lock:
@@ -290,22 +285,21 @@ fig
 show_table(paths_frame("swapin_after_zap", mapper_locks=True))
 
 # %% [markdown]
-# Without the page lock the mapper simply has no `M1` (`lock_page`) and no `M6` (`unlock_page`); the
-# other ids stay the same so that the two compilations can be compared step by step. That is why a
-# witness of a lockless mapper starts at `M2`. The `swapin` scenario is the same without `Z1`.
+# Without the page lock the mapper has no `M1` (`lock_page`) and no `M6` (`unlock_page`); the other ids
+# stay, so a lockless mapper's witness starts at `M2`. The `swapin` scenario is the same without `Z1`.
 
 # %%
 show_table(outcome_frame("swapin"))
 
 # %% [markdown]
-# - With the page lock (as `do_swap_page` takes it) nothing goes wrong in any of 12 schedules. Either
-#   the mapper sees the KSM page and only adds to `_mapcount`, or it maps the anon page before the upgrade.
-#   When it holds the lock as ksmd arrives, ksmd's `trylock_page` fails and ksmd simply backs off.
+# - With the page lock (as `do_swap_page` takes it) none of 12 schedules goes wrong: the mapper sees the
+#   KSM page and only adds to `_mapcount`, or maps the anon page before the upgrade, or holds the lock as
+#   ksmd arrives, and ksmd's `trylock_page` fails and it backs off.
 # - Without the lock, 120 of 190 schedules trip `__page_check_anon_rmap`'s BUG_ON, and 19 are caught by
-#   `VM_BUG_ON(!PageLocked(page))`. That check only asks whether *someone* holds the lock, so it passes
-#   whenever ksmd holds it.
-# - No schedule here downgrades the page: while A keeps its pte, B's mapping is never the page's first,
-#   and only a first mapping writes `page->mapping`.
+#   `VM_BUG_ON(!PageLocked(page))`, which only asks whether *someone* holds the lock: it passes
+#   whenever ksmd does.
+# - None downgrades the page: while A keeps its pte, B's mapping is never the page's first, and only a
+#   first mapping writes `page->mapping`.
 
 # %%
 show_table(outcome_frame("swapin_after_zap"))
@@ -320,20 +314,19 @@ print(race.explore("swapin_after_zap", mapper_locks=False).witness("downgraded")
 
 # %% [markdown]
 # - The mapper's `PageKsm` test (M3) saw `anon_vma|1` before ksmd's K3, and its `__page_set_anon_rmap`
-#   (M5) wrote `anon_vma|1` over `0x3`. ksmd, coming back to map the "KSM" page into the tree page's
-#   process (K5), then finds an anon page it does not hold the lock of: `VM_BUG_ON`.
-# - Why is this schedule classed as *corruption* and not *crash*, when it ends in a BUG? The explorer
-#   classes a schedule by its **first** bad event, and the damage, `page->mapping` overwritten at
-#   `rmap.c.after:629`, comes at step 9, before the BUG at step 10. The BUG is only the kernel noticing
-#   afterwards, and only with `CONFIG_DEBUG_VM`: without it `VM_BUG_ON` is empty, K5 goes on as for an
-#   anon page, and the downgrade stays silent, as the comment of h9 fears. So we keep it as corruption.
+#   (M5) wrote `anon_vma|1` over `0x3`. ksmd, mapping the "KSM" page into the tree page's process (K5),
+#   then finds an anon page whose lock it does not hold: `VM_BUG_ON`.
+# - Why *corruption*, not *crash*? The explorer classes a schedule by its **first** bad event: the
+#   damage, `page->mapping` overwritten at `rmap.c.after:629`, comes at step 9, before the BUG at step
+#   10, which needs `CONFIG_DEBUG_VM`. Without it K5 goes on as for an anon page, and the downgrade
+#   stays silent, as h9's comment fears.
 #
-# ### A `Machine` hands its compilation to the explorer
+# #### A `Machine` hands its compilation to the explorer
 #
-# The `access_once` hunk switch and the explorer's two compilations are one table,
-# `ksmlab.rmap.PAGE_LOCK_ANON_VMA_LOADS`. A sequential machine runs `page_lock_anon_vma` with the same
-# loads. Nothing runs between them there, so both compilations return the same anon_vma. Given the
-# machine, the explorer runs that machine's compilation against ksmd:
+# A last run goes back to h8. The `access_once` hunk switch and the explorer's two compilations are one
+# table, `ksmlab.rmap.PAGE_LOCK_ANON_VMA_LOADS`. A sequential machine runs `page_lock_anon_vma` with the
+# same loads, and as nothing runs between them, both return the same anon_vma. Given the machine, the
+# explorer runs that machine's compilation against ksmd:
 
 # %%
 from ksmlab import Machine
@@ -350,8 +343,7 @@ for mode in ("allocate", "upgrade"):
     print(f"    run alone: {anon_vma}; explored: {e.total} schedules, {e.counts['oops_0x2']} oops")
 
 # %% [markdown]
-# - The sequential result is the same in both modes, as expected. The difference appears only when the
-#   steps are interleaved.
+# - The sequential result is the same in both modes; the difference appears only when steps interleave.
 #
 # ## Discussion
 #
@@ -360,55 +352,50 @@ for mode in ("allocate", "upgrade"):
 # interface), and audit showed only one place which needed to cope with the race - page_referenced() is
 # sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of getting
 # anon_vma and flags together (no problem if the page goes ksm an instant after, the integrity of that
-# anon_vma list is unaffected)." Reading the code behind h8 and h9 closely adds that a double load can mix `anon_vma|1` with `0x3` (oops at 0x2) or with `stable_node|3` (a lock
-# taken 2 bytes into a `struct stable_node`). It says the opposite order is harmless, that with
-# `ACCESS_ONCE` only the real anon_vma or NULL remain, and that a racing first mapping without the page
-# lock could downgrade a KSM page. The explorer agrees on every one of these points and adds four that
-# the analysis does not make:
+# anon_vma list is unaffected)." Reading h8's and h9's code closely (sections 3 and 5) adds that a
+# double load can mix `anon_vma|1` with `0x3` (oops at 0x2) or with `stable_node|3` (a lock taken 2
+# bytes into a `struct stable_node`), that the opposite order is harmless, that with `ACCESS_ONCE` only
+# the real anon_vma or NULL remain, and that a racing first mapping without the page lock could
+# downgrade a KSM page. The explorer agrees on every point and adds four:
 #
-# 1. **More harmless outcomes.** The reader that sees a KSM page goes through `page_referenced`'s own
-#    branch: a failed trylock (counted as referenced), the NULL stable node between ksmd's two sections
-#    (`page_referenced_ksm` returns 0, `ksm.c.after:1571-1573`), or the finished node.
-# 2. **The model's start needs a read-only pte.** The model starts with reclaim already holding the page
-#    (isolated from its LRU list, one reference more). With a writable pte, `write_protect_page`'s count
-#    check (`ksm.c.after:755`) would then fail and ksmd would back off, so the model's window is open
-#    only for pages whose ptes are already write-protected: swapped in by a read fault, or shared after
-#    fork. In the kernel the window is wider: the count check runs once, at K2, and reclaim may isolate
-#    the page right after it (isolation takes its reference with `get_page_unless_zero`,
-#    `2.6.32.70 mm/vmscan.c:851`, and holds neither the page lock nor the pte lock), then call
-#    `page_referenced` with `is_locked = 0` (`:1394-1395`) before ksmd's K3. ksmd holds only the page
-#    lock and `mmap_sem` there, so it can be preempted between K2 and K3. The window is short but open
-#    for writable ptes too.
-# 3. **A downgrade needs a first mapping.** A non-first mapping without the lock trips
-#    `__page_check_anon_rmap` instead, with `CONFIG_DEBUG_VM`. A first mapping of a page that ksmd is
-#    upgrading needs the page to lose all its ptes meanwhile, as A's `MADV_DONTNEED` does here.
-# 4. **`VM_BUG_ON(!PageLocked(page))` cannot tell whose lock it is.** It catches a lockless caller only
-#    at a moment when ksmd does not hold the lock.
+# 1. (Part A) **More harmless outcomes**, through `page_referenced`'s own KSM branch: a failed trylock,
+#    the NULL stable node (`page_referenced_ksm` returns 0, `ksm.c.after:1571-1573`), the finished node.
+# 2. (Part A) **The kernel's window is wider than the model's.** The model starts with reclaim already
+#    holding the page, so it needs a read-only pte (section 4). In the kernel the count check runs once,
+#    at K2, and reclaim may isolate the page right after it (`get_page_unless_zero`,
+#    `2.6.32.70 mm/vmscan.c:851`, under neither the page lock nor the pte lock), then call
+#    `page_referenced` with `is_locked = 0` (`:1394-1395`) before K3. ksmd holds only the page lock and
+#    `mmap_sem` there, so it can be preempted between K2 and K3: the window is short, but open for
+#    writable ptes too.
+# 3. (Part B) **A downgrade needs a first mapping**, so the page must lose all its ptes meanwhile, as A's
+#    `MADV_DONTNEED` does here; a non-first mapping without the lock trips `__page_check_anon_rmap`.
+# 4. (Part B) **`VM_BUG_ON(!PageLocked(page))` cannot tell whose lock it is**: it catches a lockless
+#    caller only when ksmd does not hold the lock.
 #
 # **What the model leaves out.** `page_referenced` reads `page->mapping` for its tests at
-# `rmap.c.after:518-529`. The model gives that whole branch one load, as a compiler merges them (no
-# barrier separates them on the path without the trylock). A compilation that loaded again at line 526
-# could send the reader into `page_referenced_ksm` without the page lock. The commit does not touch that
-# line, and the explorer does not model it. The model also assumes sequentially consistent memory and
-# `CONFIG_DEBUG_VM`. It leaves out reference counts, `PG_referenced`, and what `page_referenced_one`
-# does under each pte lock. After the corrupting `spin_lock` of the two-load compilation, the real reader would go on:
-# `page_referenced_anon` walks `anon_vma->head` (`rmap.c.after:407`), which then lies inside the
-# `struct stable_node`, so it walks garbage as a list of vmas, and a ticket spinlock taken on arbitrary
-# bytes may spin for ever. The model stops at the lock and calls it corruption; in the kernel it would
-# likely end in a hang or a crash, not necessarily stay silent. The counts are numbers of interleavings at this granularity, not
-# probabilities: a real CPU rarely stops between two adjacent loads.
+# `rmap.c.after:518-529`; the model gives that branch one load, as a compiler merges them (no barrier
+# separates them on the path without the trylock). A compilation that loaded again at line 526 could
+# send the reader into `page_referenced_ksm` without the page lock; the commit does not touch that line,
+# and the explorer does not model it. After the corrupting `spin_lock`, the real reader would walk
+# `anon_vma->head` (`rmap.c.after:407`), which then lies inside the `struct stable_node`, as a list of
+# vmas, and a ticket spinlock taken on arbitrary bytes may spin for ever: the model calls it corruption
+# and stops, where the kernel would likely hang or crash. The model also assumes sequentially consistent
+# memory and `CONFIG_DEBUG_VM`, and leaves out reference counts, `PG_referenced`, and what
+# `page_referenced_one` does under each pte lock. Its counts are numbers of interleavings at this
+# granularity, not probabilities: a real CPU rarely stops between two adjacent loads.
 #
 # ## Check yourself
 #
-# 1. With `ACCESS_ONCE`, the reader can still lock the page's anon_vma while ksmd turns the page into a
-#    KSM page. Why is that still correct?
-# 2. Why does ksmd's `replace_page` not need the KSM page's lock to call `page_add_anon_rmap` on it, when
-#    `do_swap_page` needs it?
-# 3. The totals are 244 before the commit and 89 after. Which step does the two-load compilation have
-#    that `ACCESS_ONCE`'s does not, and why does one more step to interleave give more schedules?
+# 1. (Part A) With `ACCESS_ONCE`, the reader can still lock the page's anon_vma while ksmd turns the page
+#    into a KSM page. Why is that still correct?
+# 2. (Part A) The totals are 244 before the commit and 89 after. Which step does the two-load
+#    compilation have that `ACCESS_ONCE`'s does not, and why does one more step to interleave give more
+#    schedules?
+# 3. (Part B) Why does ksmd's `replace_page` not need the KSM page's lock to call `page_add_anon_rmap` on
+#    it, when `do_swap_page` needs it?
 #
-# Then try the exercise: [exercises/09-the-race.ipynb](../exercises/09-the-race.ipynb) asks you to find a
-# schedule that oopses.
+# Then try the exercise (on part A): [exercises/09-the-race.ipynb](../exercises/09-the-race.ipynb) asks
+# you to find a schedule that oopses.
 #
 # ## References
 #
@@ -417,7 +404,8 @@ for mode in ("allocate", "upgrade"):
 # - `page_lock_anon_vma`: `rmap.c.before:201-218`, `rmap.c.after:201-218`; `page_referenced`:
 #   `rmap.c.after:506-543`; `page_add_anon_rmap`: `rmap.c.after:662-687`.
 # - ksmd's two locked sections: `ksm.c.after:839-892` and `ksm.c.after:1216-1222`; `stable_tree_insert`:
-#   `ksm.c.after:1062-1063`; `page_referenced_ksm`: `ksm.c.after:1558-1573`.
+#   `ksm.c.after:1062-1063`; `page_referenced_ksm`: `ksm.c.after:1558-1573`; `set_page_stable_node`:
+#   `ksm.h.5ad64688:55-60`.
 # - `do_swap_page`: `memory.c.5ad64688-excerpts.c:301-432`.
 # - Reclaim's caller and `MADV_DONTNEED`'s locking, in 2.6.32.70: `2.6.32.70 mm/vmscan.c:1394-1395`,
 #   `2.6.32.70 mm/madvise.c:22-33`.
