@@ -18,7 +18,7 @@
 # page to a KSM page, without being copied. To follow it you need to read a page the way the kernel
 # does: its two counts, the tag bits in `page->mapping`, its flags, and the lists and locks it can be
 # on. This lesson shows each on live pages of the kit, in two sittings of at most 20 minutes of
-# reading each (`make reading-time`): **part A**, the page and what it points at; **part B**, what
+# reading each (by the kit's estimate): **part A**, the page and what it points at; **part B**, what
 # ksmd must check before it trusts a page. Part B starts with a recap of part A.
 #
 # **You will be able to**
@@ -63,8 +63,9 @@
 #   it plus one, as "mapcount".
 #
 # So for a page that only its ptes hold, `_count` equals the mapcount; any difference is someone
-# else's reference. `write_protect_page` merges a page only if
-# `page_count(page) == page_mapcount(page) + 1 + swapped`: the `+ 1` is ksmd's own reference;
+# else's reference. `write_protect_page` lets a merge go on only if
+# `page_count(page) == page_mapcount(page) + 1 + swapped` (`page_count` reads `_count`, and
+# `page_mapcount` the mapcount, `_mapcount + 1`): the `+ 1` is ksmd's own reference;
 # `swapped` is 1 if the page is in the swap cache, which holds a reference of its own
 # (`swapped = PageSwapCache(page)`, `ksm.c.after:739`), and 0 in the kit, which swaps nothing. Any
 # other reference may be someone writing to the page behind the ptes' back (in *direct I/O*,
@@ -79,7 +80,8 @@ show("ksm.c.after:751-758")
 # ### mm, vma, pte
 #
 # A process's address space is its *mm* (`struct mm_struct`); each mapping in it, a *vma*
-# (`struct vm_area_struct`) with flags such as `VM_MERGEABLE` and `VM_LOCKED`; the page tables of the
+# (`struct vm_area_struct`) with flags such as `VM_MERGEABLE` and `VM_LOCKED` (the vma's pages are
+# locked in RAM, by `mlock`: part B); the page tables of the
 # mm hold one *pte* (page-table entry) per mapped virtual page: the pfn and a writable bit.
 #
 # ### page->mapping, anon_vma and the stable node
@@ -106,7 +108,7 @@ show("2.6.32.70 include/linux/mm.h:651-654")
 # tests that use them are in `include/linux/ksm.h`:
 
 # %%
-show("ksm.h.5ad64688:40-61")
+show("ksm.h.5ad64688:39-61")
 
 # %% [markdown]
 # | `page->mapping` | low bits | `PageAnon` | `PageKsm` | what the page is |
@@ -116,7 +118,8 @@ show("ksm.h.5ad64688:40-61")
 # | `stable_node + 3` | `0x3` | yes | yes | a KSM page in the stable tree |
 #
 # The middle state is short-lived: both the old code and the new create it during a merge, and
-# `stable_tree_insert` replaces it with the node's address. The new code creates it *on a page that
+# `stable_tree_insert` (which links a new stable node for the page into the stable tree) replaces it
+# with the node's address. The new code creates it *on a page that
 # processes map*, which is why the commit also had to change how `rmap.c` reads this field (lessons 6
 # and 9).
 
@@ -126,7 +129,9 @@ show("ksm.h.5ad64688:40-61")
 # ### The fields of live pages
 #
 # Process `a` writes two pages, `b` one page identical to `a`'s first; both call `madvise`; ksmd
-# makes two passes.
+# makes two passes. `pages_frame` then shows a row per physical page: its pfn, `_count`, mapcount,
+# mapping, flags (the `PG_` names without the prefix) and the ptes that map it (`process@address`,
+# `ro` for a read-only one); the bullets under it explain what is new.
 
 # %%
 from ksmlab import Machine, PAGE_SIZE
@@ -232,7 +237,7 @@ pd.DataFrame(changed).set_index("step")
 # %% [markdown]
 # ## Theory, part B
 #
-# ### get_ksm_page: a keyhole reference
+# ### get_ksm_page: is the node's page still its page?
 #
 # A stable node holds no reference on its KSM page. When every user of the KSM page writes to it or
 # goes away, the page is freed and may be reused for anything, while its node is still in the stable
@@ -326,7 +331,7 @@ trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tre
 
 # %% [markdown]
 # - pfn 3 is now `c`'s page, with `c`'s anon_vma in its mapping (its `count=2`: the pte, and the
-#   processes' pagevec, not drained yet): not what the node expects, so `get_ksm_page` finds the node
+#   pagevec of CPU 0, where the kit runs the processes, not drained yet; ksmd runs on CPU 1): not what the node expects, so `get_ksm_page` finds the node
 #   stale and removes it (the event above, on ksmd's visit to `a`), and the stable tree is empty.
 # - Had ksmd trusted `stable_node->page`, it would have taken `c`'s private page for the KSM page of
 #   `same`.
@@ -334,7 +339,8 @@ trace_frame(m.trace.since(mark)).query("function == 'remove_node_from_stable_tre
 # ### A page in a pagevec
 #
 # The kit drains pagevecs as each ksmd pass begins, as today's kernels do with `lru_add_drain_all()`
-# (drain every CPU's pagevec; `ksm.c.6.12.117:2567`). The kernel of this commit does not:
+# (drain every CPU's pagevec; `ksm.c.6.12.117:2567`, in `mm/ksm.c` of the 6.12.117 stable release, a
+# file the kit also cites as `modern:`). The kernel of this commit does not:
 # `ksm.c.after` has no such call, so there a page faulted since the last drain still sits in its
 # pagevec when ksmd comes (`Machine(drain_before_pass=False)` models that). Before the drain, the
 # pagevec's reference shows.
@@ -361,8 +367,9 @@ pd.DataFrame(rows).set_index("when")
 #   `lru` flag yet.
 # - After the drain: `_count` 1, `lru` and `active` set (it went to the active anonymous list).
 # - Had ksmd tried to merge the page while it sat in the pagevec, `write_protect_page`'s count check
-#   (part A) would have refused it. Without the drain, two identical pages still in the processes'
-#   pagevec never merge:
+#   (part A) would have refused it. Without the drain, two identical pages still in CPU 0's pagevec
+#   do not merge: in the kit never, as nothing else drains it; in the kernel not until other activity
+#   pushes them out (the comment at `ksm.c.6.12.117:2558-2566`):
 
 # %%
 for drain in (True, False):
@@ -393,8 +400,8 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 # %% [markdown]
 # - The mlocked page has `mlocked` and `unevictable`, and lost `active`: it was isolated from the active
 #   list and put on the unevictable one (`lru` stays: the unevictable list is an LRU list too).
-# - The other page is untouched. Merging a page of a `VM_LOCKED` vma must move the lock onto the KSM
-#   page; lesson 8 is about that code.
+# - The other page is untouched. Merging a page of a `VM_LOCKED` vma must move the mlock (`PG_mlocked`)
+#   onto the KSM page; lesson 8 is about that code.
 
 # %% [markdown]
 # ## Discussion
@@ -426,7 +433,7 @@ pd.DataFrame([page_row(p, addr), page_row(p, addr + PAGE_SIZE)]).set_index("pfn"
 # ## References
 #
 # - `PAGE_MAPPING_ANON`: `2.6.32.70 include/linux/mm.h:625-633`; `PageAnon`:
-#   `2.6.32.70 include/linux/mm.h:651-654`; `PageKsm`, `set_page_stable_node`: `ksm.h.5ad64688:40-61`.
+#   `2.6.32.70 include/linux/mm.h:651-654`; `PageKsm`, `set_page_stable_node`: `ksm.h.5ad64688:39-61`.
 # - `get_ksm_page`: `ksm.c.after:513-536`; `remove_node_from_stable_tree`: `ksm.c.after:465-482`;
 #   `write_protect_page`: `ksm.c.after:718-769`; `try_to_merge_one_page`: `ksm.c.after:839-895`.
 # - Pagevecs: `2.6.32.70 include/linux/pagevec.h`, `2.6.32.70 mm/swap.c`; mlock: `2.6.32.70 mm/mlock.c`.
