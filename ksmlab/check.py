@@ -148,8 +148,8 @@ def _registry() -> dict[str, _Exercise]:
     d = drills
     L = "../notebooks/"
     items = [
-        _Exercise("02.1", "The two-pass rule", L + "02-ksm-in-a-nutshell.ipynb#Theory", d.two_pass_counters),
-        _Exercise("02.2", "Stable tree first", L + "02-ksm-in-a-nutshell.ipynb#Theory", d.late_joiner_counters),
+        _Exercise("02.1", "The two-pass rule", L + "02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule", d.two_pass_counters),
+        _Exercise("02.2", "Stable tree first", L + "02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule", d.late_joiner_counters),
         _Exercise("03.1", "Who paid before the commit?", L + "03-memory-cgroups-in-a-nutshell.ipynb#Theory",
                   lambda: d.two_tenants("allocate", first="b")),
         _Exercise("03.2", "A tenant at its limit", L + "03-memory-cgroups-in-a-nutshell.ipynb#Theory",

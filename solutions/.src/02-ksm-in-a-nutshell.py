@@ -40,7 +40,7 @@ from ksmlab.sources import show
 # ## 02.1 · The two-pass rule
 #
 # **Goal:** predict the four page counters of ksmd after one and after two full scans, from the checksum rule.  
-# **Practises:** [lesson 02, Theory: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#Theory).
+# **Practises:** [lesson 02, part A: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule).
 #
 # One process maps 8 pages, writes `a, a, a, a, b, b, c, d` into them (one letter at the start of each
 # page, zeros after it) and calls `madvise(MADV_MERGEABLE)` on all 8 (`mode="upgrade"`). What do the
@@ -91,7 +91,7 @@ hint("02.1")   # run this cell again for the next hint
 # ## 02.2 · Stable tree first
 #
 # **Goal:** predict when a page that joins late merges: at once with an existing KSM page, or only after the checksum rule's two passes.  
-# **Practises:** [lesson 02, Theory: the stable-tree-first order](../notebooks/02-ksm-in-a-nutshell.ipynb#Theory).
+# **Practises:** [lesson 02, part A: the stable-tree-first order](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule).
 #
 # Process `p` writes `a, a, b` into 3 mergeable pages and ksmd runs two full scans (one KSM page for the
 # `a`s; `b` waits in the unstable tree). Then process `q` writes `a, b, c` into 3 pages of its own and
