@@ -76,3 +76,13 @@ def test_lesson_06_is_two_sittings_that_add_up():
     assert len(parts) == 2
     whole = reading_time.count(path)
     assert all(whole[k] == parts[0][k] + parts[1][k] for k in whole) and min(p["words"] for p in parts) > 1000
+
+
+def test_lesson_02_is_two_sittings_of_at_most_20_minutes():
+    """The course frame's 15-20 minutes per sitting, by the estimate without its Run All time (about
+    2 s for the whole lesson)."""
+    path = ROOT / "notebooks" / "02-ksm-in-a-nutshell.ipynb"
+    parts = reading_time.count_sittings(path)
+    assert len(parts) == 2
+    minutes = [reading_time.estimate(p, 0.0) for p in parts]
+    assert max(minutes) <= 20, minutes
