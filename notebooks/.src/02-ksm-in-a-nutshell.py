@@ -61,8 +61,10 @@ show("ksm.c.after:1437-1444")
 #   `MMF_VM_MERGEABLE`), and marks the vma.
 #
 # `__ksm_enter` gives the mm an *mm_slot*, ksmd's record of one registered mm, and links it into a
-# circular list. ksmd walks that list with a single *scan cursor* (`ksm_scan`), which remembers which
-# mm_slot and which address it stopped at. Where the new slot is linked decides the scan order:
+# circular list, under the *spinlock* `ksm_mmlist_lock` (a lock a CPU busy-waits on;
+# `ksm.c.after:1475-1483`). ksmd walks that list with a single *scan cursor* (`ksm_scan`), which
+# remembers which mm_slot and which address it stopped at. Where the new slot is linked decides the
+# scan order:
 
 # %%
 show("ksm.c.after:1478-1482")
