@@ -17,9 +17,11 @@
 # **Aim.** Lesson 5 took the old `try_to_merge_two_pages` apart. This lesson reads the commit itself,
 # 80e14822 "ksm: share anon page without allocating": all nine hunks of its diff, every changed line,
 # and for each hunk that changes behaviour, a run of exactly the function it changes, before and after.
-# It is a double lesson, about 70 minutes of reading by the kit's estimate (`make reading-time`), meant
-# for two sittings: **part A**, h1 to h5 (the upgrade itself), and **part B**, h6 to h9 (failure,
-# references, the race) with the stepper and the switches. Part B starts with a recap of part A.
+# It is the longest lesson, about 75 minutes of reading by the kit's estimate (`make reading-time`),
+# taught in four sittings of about 20 minutes: **part A**, h1 and h2 (`try_to_merge_one_page` upgrades
+# the page); **part B**, h3 to h5 (`try_to_merge_two_pages` stops allocating); **part C**, h6 to h8
+# (failure, references, the lockless reader); **part D**, h9 (the mapper), the stepper and the
+# switches. Each part after the first starts with a recap.
 #
 # **You will be able to**
 # - read each hunk of the diff and say what every changed line does;
@@ -37,12 +39,12 @@
 # (pte, kpage, rmap_item, stable node, pagevec, page lock, mmap_sem, `break_cow`, `hold_anon_vma`).
 #
 # **Contents.** *Theory*: how to read a hunk; the nine hunks on one map; how the runs below are made.
-# *Practical*, in two parts: the hunks h1 to h9 in diff order, each shown, explained line by line with its reason, and
-# (when it changes behaviour) run in both modes. This is the longest lesson; on a first reading, or in a
-# 90-minute lab, skip the two passages headed *Going further* (who else reads a page as it turns KSM; a
-# forked page for which `break_cow`'s "only one pte" is false) and come back to them with lesson 09. Lessons 08 (h2's locked-page lines, h7) and 09 (h8, h9)
-# take some hunks further; this lesson gives each hunk's what and why on its own. Then a stepper through
-# one merge, a switch per change, a discussion and three questions.
+# *Practical*, in the four parts above: the hunks h1 to h9 in diff order, each shown, explained line by
+# line with its reason, and (when it changes behaviour) run in both modes; then a stepper through one
+# merge, a switch per change, a discussion and three questions. On a first reading, or in a 90-minute
+# lab, skip the two passages headed *Going further* (a forked page for which `break_cow`'s "only one
+# pte" is false; who else reads a page as it turns KSM) and come back to them with lesson 09, which,
+# like lesson 08 (h2's locked-page lines, h7), takes some hunks further.
 
 # %% [markdown]
 # ## Theory
@@ -124,7 +126,7 @@ def probed(mode, function, setup=two_tenants, **options):
 # %% [markdown]
 # ## Practical
 #
-# **Part A: h1 to h5, the upgrade itself.**
+# **Part A: h1 and h2, `try_to_merge_one_page` upgrades the page.**
 #
 # ### h1: the comment of `try_to_merge_one_page` (comment only)
 
@@ -164,24 +166,21 @@ show_hunk("h2")
 #     (`ksm.h.5ad64688:55-60`), so `PageKsm(page)` is true from here on; `stable_tree_insert` later puts
 #     the node's address in (`set_page_stable_node(kpage, stable_node)`, `ksm.c.after:1063`). The
 #     comment (`:870-874`) says why this is safe: the page lock is held (taken at `:860`). Which other
-#     code could look at the page meanwhile is in the box after this list (a *Going further* passage).
+#     code could look at the page meanwhile is the subject of h8 and h9.
 #   - `mark_page_accessed(page)` (`:876`): the old code put its new kpage on the active anonymous LRU
-#     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is already
-#     on an LRU list since its fault; `mark_page_accessed` sets `PG_referenced`, or, if the page was
-#     already referenced and is on the inactive list, moves it to the active one
-#     (`2.6.32.70 mm/swap.c:204-213`). Either way the new KSM page counts as recently used, as the old
-#     fresh kpage did.
-#   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected. Note what it does
-#     *not* do: compare contents. The old path compared `pages_identical(page, kpage)` after
-#     write-protecting, because its kpage was a copy made earlier (`ksm.c.before:957`, before the merge at
-#     `:965`), and either page could have been written in between. The new first call compares nothing,
-#     and need not: its page is the KSM page itself. The comparison that matters comes in the second
-#     call, `try_to_merge_one_page(tree page's vma, tree_page, page)`: it write-protects the tree page
-#     and then runs `pages_identical(tree_page, page)` (`:878`) with both pages read-only everywhere, so
-#     neither can change any more (a write now faults and copies). If b wrote its page after the
-#     unstable-tree search compared it (`memcmp_pages`, `ksm.c.after:1110`), that comparison fails, the
-#     second call returns an error, and `try_to_merge_two_pages` undoes the upgrade with `break_cow`
-#     (`:961-962`, hunk h6).
+#     list (`lru_cache_add_lru(kpage, LRU_ACTIVE_ANON)`, `ksm.c.before:963`). The upgraded page is on an
+#     LRU list since its fault; `mark_page_accessed` sets `PG_referenced`, or, if the page was already
+#     referenced and is on the inactive list, moves it to the active one (`2.6.32.70 mm/swap.c:204-213`):
+#     the new KSM page counts as recently used, as the old fresh kpage did.
+#   - `err = 0` (`:877`): the upgrade cannot fail once the pte is write-protected, and it compares no
+#     contents. The old path compared `pages_identical(page, kpage)` after write-protecting, because its
+#     kpage was a copy made earlier (`ksm.c.before:957`, before the merge at `:965`) and either page could
+#     have been written in between; the new first call's page is the KSM page itself. The comparison
+#     that matters is the second call's, `pages_identical(tree_page, page)` (`:878`), run once it has
+#     write-protected the tree page too, so neither page can change any more (a write now faults and
+#     copies). If b wrote its page after the unstable-tree search compared it (`memcmp_pages`,
+#     `ksm.c.after:1110`), that comparison fails and `try_to_merge_two_pages` undoes the upgrade with
+#     `break_cow` (`:961-962`, hunk h6).
 #   - `else if (pages_identical(page, kpage)) err = replace_page(...)` (`:878-879`): the old path,
 #     unchanged, for a real kpage.
 # - The `VM_LOCKED` block (`ksm.c.after:882-890`) runs after a successful merge in an area the process
@@ -191,43 +190,20 @@ show_hunk("h2")
 #   `mlock_vma_page(kpage)`. Two lines of it change:
 #   - `kpage &&` (`:882`) is new because `kpage` can now be NULL. In the upgrading call the page stays
 #     the same page under the same pte, so there is no mlock to move. Without the guard the block would
-#     run anyway and `PageMlocked(kpage)` (`:884`) would dereference NULL: an oops in ksmd. Before the
-#     commit every call had a real kpage, so the old test needed no guard.
+#     run anyway and `PageMlocked(kpage)` (`:884`) would dereference NULL: an oops in ksmd.
 #   - `lru_add_drain()` (`ksm.c.before:875`) goes. `mlock_vma_page` can move a page to the unevictable
 #     list only if the page is *on* an LRU list, because it must take it off that list first
 #     (`isolate_lru_page`). The old fresh kpage was on none yet: h5's `lru_cache_add_lru`
 #     (`ksm.c.before:963`) had just parked it in ksmd's per-CPU pagevec, so the old code drained that
-#     pagevec first. After the commit, the KSM page that a second call merges onto is the upgraded page,
-#     which has normally been on an LRU list since its fault. There is nothing of the KSM page's left to
-#     drain. (Normally: a page whose pte is writable cannot still be in a pagevec, since the pagevec's
-#     reference would fail `write_protect_page`'s count check; but with a read-only pte the count is not
-#     checked, so a page still in a pagevec could be upgraded, and `mlock_vma_page` would then fail to
-#     isolate it.) Either way a missing drain only delays the move, in the old code too: vmscan moves an
-#     mlocked page it meets on an ordinary list.
+#     pagevec first. After the commit the KSM page is the upgraded page, normally on an LRU list since
+#     its fault. (Normally: a page with a writable pte cannot still be in a pagevec, whose reference
+#     would fail `write_protect_page`'s count check, but with a read-only pte it could, and
+#     `mlock_vma_page` would then fail to isolate it.) Either way a missing drain only delays the move,
+#     in the old code too: vmscan moves an mlocked page it meets on an ordinary list.
 #
 #   Lesson [08 · Locked pages and references](08-locked-pages-and-references.ipynb) runs each of the two
 #   lines switched off on its own, including the old code where the drain really runs. The guard is run
 #   below, after the two tables.
-#
-# > **Going further: who else looks at the page while it changes from anon to KSM?** The commit message answers: "This
-# > upgrade from PageAnon to PageKsm takes place under page lock (via a somewhat hacky NULL kpage
-# > interface), and audit showed only one place which needed to cope with the race - page_referenced()
-# > is sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of
-# > getting anon_vma and flags together (no problem if the page goes ksm an instant after, the
-# > integrity of that anon_vma list is unaffected)." The code that decides something from `PageAnon` /
-# > `PageKsm` of a mapped page, and how it is kept safe:
-# >
-# > - a pte added to the page (`page_add_anon_rmap`, from the swap-in fault or from page migration
-# >   putting its ptes back): its callers hold the page lock; hunk h9 documents that below;
-# > - a write fault (`do_wp_page`): it tests `PageAnon && !PageKsm` before it has the lock
-# >   (`memory.c.5ad64688-excerpts.c:49`), but then takes the lock, waiting for ksmd if need be (`:50-53`),
-# >   and decides whether to reuse the page in place with `reuse_swap_page` under that lock (`:63`),
-# >   which in 2.6.33 returns 0 for a PageKsm page, so the writer gets a copy (that test is in
-# >   `mm/swapfile.c`, which the kit does not ship, so this one is not checked against a shipped file);
-# > - reclaim unmapping the page (`try_to_unmap`): it runs with the page locked (`shrink_page_list` takes
-# >   it with `trylock_page`, `2.6.32.70 mm/vmscan.c:610`, before `try_to_unmap` at `:676`);
-# > - reclaim asking whether the page was used lately (`page_referenced`): for an anonymous page it
-# >   does *not* take the lock. That is the one place, and hunk h8 below.
 #
 # The run: the calls of `try_to_merge_one_page` in one merge, with each page argument before → after.
 
@@ -291,6 +267,16 @@ for label, hunks in (("as committed", None),
 #   onto page 2, which is already mlocked (b mlocked it), so only `munlock_vma_page(page 1)` runs.
 # - Without the guard, the first call enters the block with `kpage` NULL and oopses in
 #   `PageMlocked(kpage)`.
+
+# %% [markdown]
+# **Stopping point: end of part A.** A good place to break.
+#
+# **Part B: h3 to h5, `try_to_merge_two_pages` stops allocating.** *Recap of part A.* After the commit
+# `try_to_merge_one_page` may be called with `kpage` NULL (h1). It then write-protects the scanned page
+# and upgrades it in place: `set_page_stable_node(page, NULL)` sets `page->mapping` to `0x3` under the
+# page lock, and the page keeps its memcg charge. Contents are compared only in the second call, with
+# both pages read-only. In a `VM_LOCKED` area the new `kpage &&` guards the NULL kpage, and the old
+# `lru_add_drain()` is no longer needed (h2). Part B reads the caller that passes the NULL.
 #
 # ### h3: the comment of `try_to_merge_two_pages` (comment only)
 
@@ -425,18 +411,15 @@ pd.concat({"allocate": flags_after("allocate"), "upgrade": flags_after("upgrade"
 show("modern:1481-1494")
 
 # %% [markdown]
-# **Stopping point: end of part A.** A good place to break.
+# **Stopping point: end of part B.** A good place to break.
 #
-# **Part B: h6 to h9, failure, references and the race.** *Recap of part A.* After the commit ksmd no
-# longer allocates a KSM page. `try_to_merge_two_pages` calls `try_to_merge_with_ksm_page` with
-# `kpage` NULL (h5); `try_to_merge_one_page` then write-protects the scanned page and upgrades it in
-# place, `page->mapping` going from `anon_vma | 1` to `0x3` under the page lock (h2, comment h1), so
-# the page keeps its memcg charge; the second call merges the tree page onto it, comparing the two
-# pages only now that both are read-only. The locals and the alloc/copy/flags block went (h4, h5,
-# comment h3); the three flags are already on a faulted page, except `PG_dirty`, which 2009's reclaim
-# sets itself. In a `VM_LOCKED` area the new `kpage &&` guards the NULL kpage and the old
-# `lru_add_drain()` is no longer needed (h2). Part B reads what happens when the second merge fails,
-# who holds which reference, and the two readers of `page->mapping` that the upgrade races with.
+# **Part C: h6 to h8, failure, references and the lockless reader.** *Recap of part B.*
+# `try_to_merge_two_pages` no longer allocates a KSM page: it calls `try_to_merge_with_ksm_page` with
+# `kpage` NULL, so the scanned page is upgraded in place, then merges the tree page onto it (h5,
+# comment h3). Its locals and the alloc/copy/flags block went (h4, h5): the three flags are already on
+# a faulted page, except `PG_dirty`, which 2009's reclaim sets itself. Part C reads what happens when
+# the second merge fails, who holds which reference, and a reader of `page->mapping` that the upgrade
+# races with.
 #
 # ### h6: the new return, and the failure path through `break_cow` (behaviour)
 
@@ -615,11 +598,10 @@ show_hunk("h8")
 #   lock; for a page that is anonymous and not KSM it does not (`rmap.c.after:519`) and calls
 #   `page_referenced_anon`, which calls `page_lock_anon_vma` (`:402`). So this function reads
 #   `page->mapping` of an anonymous page without the page lock.
-# - **What changed under it.** Before the commit no page turned from anon into KSM while it was mapped:
-#   the old code only made its fresh kpages KSM. Now h2's `set_page_stable_node` changes `page->mapping`
-#   of a mapped page from `anon_vma | 1` to `0x3` (and `stable_tree_insert` then to `stable_node | 3`).
-#   ksmd holds the page lock for that write, but this reader does not take it, so it can run on another
-#   CPU at the same moment.
+# - **What changed under it.** Before the commit only fresh kpages became KSM. Now h2's
+#   `set_page_stable_node` changes a mapped page's `page->mapping` from `anon_vma | 1` to `0x3` (and
+#   `stable_tree_insert` then to `stable_node | 3`) under the page lock, which this reader does not
+#   take: it can run on another CPU at the same moment.
 # - **Why one read matters.** The function reads `page->mapping` into the local `anon_mapping`, tests its
 #   flags (`:208`: anon and not KSM?) and computes the anon_vma from it (`:213`: `anon_mapping -
 #   PAGE_MAPPING_ANON`). The C compiler may assume no other CPU changes `page->mapping`, so it may load
@@ -634,18 +616,15 @@ show_hunk("h8")
 #   | 4 | `spin_lock(&anon_vma->lock)` at address 0x2: **oops** | |
 #
 #   If step 3 comes after `stable_tree_insert` instead, the pointer is `stable_node | 3` minus 1, two
-#   bytes into the stable node, and the "lock" is taken inside it: memory corruption. (The model stops
-#   there; the real reader would go on to walk a "list of vmas" that lies inside the stable node, and
-#   would likely hang or crash sooner or later.)
+#   bytes into the stable node, and the "lock" is taken inside it: memory corruption (and then, most
+#   likely, a hang or a crash).
 # - **The fix.** `ACCESS_ONCE(x)` reads `x` through a `volatile` pointer, which the compiler must load
 #   exactly once (`rmap.c.after:207`). Test and pointer then come from the same value: either the old
 #   `anon_vma | 1`, and the function locks the page's real anon_vma, which is harmless for a page that is
 #   just becoming KSM: the ptes still map it, and the anon_vma is still in use by the page's vma (even
-#   one freed meanwhile would be harmless to lock: its cache is `SLAB_DESTROY_BY_RCU`, `:193-194`, so
-#   while the reader holds `rcu_read_lock`, `:206`, that memory can only be reused as another anon_vma,
-#   whose lock word is always a valid spinlock, set up by the cache's constructor, `:182-189`); or
-#   `0x3` / `stable_node | 3`, and the flag test returns NULL ("no references found", which reclaim
-#   tolerates).
+#   one freed meanwhile would be safe to lock, since its cache is `SLAB_DESTROY_BY_RCU`, `:193-194`:
+#   lesson 09); or `0x3` / `stable_node | 3`, and the flag test returns NULL ("no references found",
+#   which reclaim tolerates).
 #
 # The run: `ksmlab.race` models both paths as small atomic steps and runs every interleaving of them,
 # counting how each ends, with `page->mapping` loaded twice (before the commit's `ACCESS_ONCE`) and
@@ -662,6 +641,18 @@ outcome_frame("reclaim")
 # - With two loads, 108 orders oops at address 0x2 and 18 corrupt the stable node. With `ACCESS_ONCE`,
 #   none do: what is left is the correct outcomes and the harmless ones (a reference missed, or the page
 #   counted as referenced, which only makes reclaim's choice a little less precise).
+
+# %% [markdown]
+# **Stopping point: end of part C.** A good place to break.
+#
+# **Part D: h9, then the stepper and the switches.** *Recap of part C.* If the second merge fails,
+# `break_cow` gives the scanned address a private copy again and `try_to_merge_two_pages` returns NULL;
+# it returns `page` itself on success, with no allocation reference to drop (h6), and so
+# `cmp_and_merge_page` drops none either (h7). Reclaim's `page_referenced` reads an anonymous page's
+# `page->mapping` without the page lock; `ACCESS_ONCE` makes `page_lock_anon_vma` test and use one
+# value, which removes every oops and corruption the race explorer finds (h8). Part D reads the last
+# hunk, about the other code that writes `page->mapping`, then runs one merge step by step and each
+# change left out.
 #
 # ### h9: the comment of `page_add_anon_rmap` (comment only)
 
@@ -713,6 +704,26 @@ outcome_frame("swapin_after_zap")
 # - Without the page lock, 17 orders downgrade the KSM page to anon and many more hit the `BUG_ON`s
 #   (those checks exist in a kernel built with `CONFIG_DEBUG_VM`, which the model assumes). With the
 #   lock, the mapper and ksmd never overlap, and every order ends correctly.
+#
+# > **Going further: who else looks at the page while it changes from anon to KSM?** The commit message answers: "This
+# > upgrade from PageAnon to PageKsm takes place under page lock (via a somewhat hacky NULL kpage
+# > interface), and audit showed only one place which needed to cope with the race - page_referenced()
+# > is sometimes used without page lock, so page_lock_anon_vma() needs an ACCESS_ONCE() to be sure of
+# > getting anon_vma and flags together (no problem if the page goes ksm an instant after, the
+# > integrity of that anon_vma list is unaffected)." The code that decides something from `PageAnon` /
+# > `PageKsm` of a mapped page, and how it is kept safe:
+# >
+# > - a pte added to the page (`page_add_anon_rmap`, from the swap-in fault or from page migration
+# >   putting its ptes back): its callers hold the page lock; hunk h9 documents that;
+# > - a write fault (`do_wp_page`): it tests `PageAnon && !PageKsm` before it has the lock
+# >   (`memory.c.5ad64688-excerpts.c:49`), but then takes the lock, waiting for ksmd if need be (`:50-53`),
+# >   and decides whether to reuse the page in place with `reuse_swap_page` under that lock (`:63`),
+# >   which in 2.6.33 returns 0 for a PageKsm page, so the writer gets a copy (that test is in
+# >   `mm/swapfile.c`, which the kit does not ship, so this one is not checked against a shipped file);
+# > - reclaim unmapping the page (`try_to_unmap`): it runs with the page locked (`shrink_page_list` takes
+# >   it with `trylock_page`, `2.6.32.70 mm/vmscan.c:610`, before `try_to_unmap` at `:676`);
+# > - reclaim asking whether the page was used lately (`page_referenced`): for an anonymous page it
+# >   does *not* take the lock. That is the one place: hunk h8.
 #
 # ### Try it: one merge, step by step
 #
