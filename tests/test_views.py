@@ -120,7 +120,9 @@ def test_compare_modes_and_memcg_frame():
     two_tenants(m)
     frame = tables.memcg_frame(m)
     assert frame.loc["B", "charged pages"] == 3 and frame.loc["A", "charged pages"] == 0
-    assert frame.loc["in use, charged to no cgroup", "limit"] == "no limit"
+    # a cgroup without a limit says so; the pages charged to no cgroup are no cgroup, so no limit of theirs
+    assert frame.loc["root", "limit"] == "no limit"
+    assert frame.loc["in use, charged to no cgroup", "limit"] == "(not a cgroup)"
 
 
 def test_pages_and_rmap_items_frames_agree_with_the_machine():

@@ -226,7 +226,7 @@ def memcg_frame(machine: Machine) -> pd.DataFrame:
             continue
         limit = machine.kernel.cgroups[name].limit_pages
         rows.append({"cgroup": name, "charged pages": n, "limit": "no limit" if limit is None else limit})
-    rows.append({"cgroup": "in use, charged to no cgroup", "charged pages": usage[None], "limit": "no limit"})
+    rows.append({"cgroup": "in use, charged to no cgroup", "charged pages": usage[None], "limit": "(not a cgroup)"})
     return pd.DataFrame(rows, columns=["cgroup", "charged pages", "limit"]).set_index("cgroup")
 
 
