@@ -206,12 +206,13 @@ def _texts(exercise: str) -> tuple[list[str], str]:
             "Read the checksum test in cmp_and_merge_page (ksm.c.after:1196-1200): what is "
             "rmap_item->oldchecksum the first time ksmd meets a page (alloc_rmap_item, ksm.c.after:235-243)?",
             "pages_volatile is not a counter the kernel keeps: read how pages_volatile_show computes it "
-            "(ksm.c.after:1807-1820).",
+            "(ksm.c.after:1807-1822).",
             "In pass 2 each page either finds a twin (stable tree first, then unstable) or waits in the "
             "unstable tree. Which counter does stable_tree_append move for the first rmap_item of a KSM "
             "page, and which for the others (ksm.c.after:1139-1150)?",
-        ], "The first pass only records checksums; the second merges the a's onto one KSM page and the "
-           "b's onto another, and leaves c and d unshared in the unstable tree."),
+        ], "The first pass only records checksums; the second merges the a's onto one KSM page (the third "
+           "a through the stable tree) and the b's onto another, and leaves c, d and e unshared in the "
+           "unstable tree."),
         "02.2": ([
             "Read the order of cmp_and_merge_page (ksm.c.after:1161-1236): which search comes before the "
             "checksum test, and which after it?",

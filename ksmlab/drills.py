@@ -49,9 +49,10 @@ def _process_with(m: Machine, name: str, contents, cgroup: str = "root", mergeab
 # ----------------------------------------------------------------------------- 02 KSM in a nutshell
 
 def two_pass_counters(mode: str = "upgrade") -> dict:
-    """02.1: one process, 8 mergeable pages a,a,a,a,b,b,c,d: the four counters after 1 and 2 full scans."""
+    """02.1: one process, 8 mergeable pages a,b,a,c,b,a,d,e: the four counters after 1 and 2 full scans.
+    (Not lesson 02's own a,a,a,a,b,b,c,d, whose counters the lesson prints.)"""
     m = Machine(mode=mode)
-    _process_with(m, "p", [b"a", b"a", b"a", b"a", b"b", b"b", b"c", b"d"])
+    _process_with(m, "p", [b"a", b"b", b"a", b"c", b"b", b"a", b"d", b"e"])
     m.ksmd.run(full_scans=1)
     one = _counters(m)
     m.ksmd.run(full_scans=1)

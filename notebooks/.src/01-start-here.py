@@ -140,7 +140,8 @@ show("ksm.c.after:1-15")
 #
 # Two processes, `a` and `b`, each put the same four pages of text in their memory, as two copies of
 # one program's data would. Each belongs to its own memory cgroup, `A` and `B`: the kernel *charges*
-# each page in use to one cgroup, the one whose process first touched it, and counts it against that
+# each anonymous page in use to one cgroup, the one whose process's write first gave it a page (a
+# read of a never-written page maps a shared page of zeros and charges nothing), and counts it against that
 # cgroup's limit (lesson 3). A process put into no cgroup of its own is in the *root cgroup*, `root`;
 # and a page can also be *charged to no cgroup* at all, which is where this commit comes in. Then
 # each process asks the kernel to consider this memory for merging, with `madvise(..., MADV_MERGEABLE)`.
@@ -181,11 +182,11 @@ print(merged.ksm_stats())
 #   passes, by four. Four pages of RAM are free again.
 # - `pages_shared` counts the shared copies ksmd holds (4); `pages_sharing` counts how many further
 #   virtual pages map them (4): the pages saved. `full_scans` is the number of passes ksmd made (2);
-#   `pages_unshared` counts pages still waiting for a twin, and `pages_volatile` pages that change too
+#   `pages_unshared` counts pages still waiting for a twin (a page with the same content), and `pages_volatile` pages that change too
 #   often to be compared (none of either here). Lesson 2 defines every counter.
 #
 # The same in a picture: each virtual page on the left, joined to the physical page it maps on the
-# right, both labelled by their content. A thick outline marks a shared (KSM) page; a dashed line, a
+# right, both labelled by their content. A thick outline marks a shared copy, a *KSM page*; a dashed line, a
 # mapping that is now read-only (ksmd made it so before merging; lesson 2). A physical page's number
 # is its *pfn* (page frame number).
 
@@ -254,8 +255,9 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 # 1. In the tour, how many physical pages did ksmd free, and which counter says so?
 # 2. Which of the two modes runs the kernel as it was before the commit?
 # 3. What does the citation `ksm.c.before:946` point to? Print it with `show` and say what the line
-#    does. The key under the listing explains its names; a few of its words (the stable tree,
-#    reclaim, GFP flags) are lessons 2 and 4's, and are in the [glossary](glossary.md) now.
+#    does. The key under the listing explains its names; a few of its words are later lessons':
+#    the [stable tree](glossary.md#stable-tree) and [reclaim](glossary.md#reclaim) (lesson 2) and
+#    [GFP flags](glossary.md#gfp-flags) (lesson 3).
 #
 # This lesson has no exercise notebook; the exercises start with
 # [exercises/02-ksm-in-a-nutshell.ipynb](../exercises/02-ksm-in-a-nutshell.ipynb).

@@ -18,11 +18,12 @@
 # hold with the same content. This lesson follows its kernel thread, ksmd, through its scan, then
 # reads every counter of `/sys/kernel/mm/ksm` (a folder of *sysfs*, the kernel's file system of
 # settings and counters: reading a file there prints a number, writing one changes a setting) and
-# unmerging. It takes two sittings, **part A** and **part B** (`make reading-time` estimates each);
+# unmerging. It takes two sittings, **part A** and **part B** (about 20 minutes each by the kit's estimate);
 # part B starts with a recap of part A.
 #
 # **You will be able to**
-# - (A) say which process ksmd visits first, and why a page is merged no sooner than ksmd's second visit;
+# - (A) say which process ksmd visits first, and why a page is merged no sooner than ksmd's second visit
+#   unless a KSM page with its content already exists;
 # - (A) explain the two sorted trees in which ksmd looks for a page's *twin* (a page with the same
 #   content), and which it searches first;
 # - (B) explain what a write to a merged page does;
@@ -35,8 +36,8 @@
 #
 # **Contents.** *Part A, the scan and the two trees*: asking for merging; ksmd's scan; who is scanned
 # first (practical); rmap_items; the two trees and the checksum rule; the trees drawn (practical).
-# *Part B, writes, counters, unmerging*: write-protection and copy-on-write; the counters and settings;
-# practicals: the counters pass by pass, plotted; a write to a merged page; a cap on merged pages;
+# *Part B, writes, counters, unmerging*: write-protection and copy-on-write; the counters and knobs;
+# practicals: the counters pass by pass, plotted; a write to a merged page; max_kernel_pages;
 # unmerging. The Discussion and Check yourself mark each item's part. Each section defines its terms.
 
 # %% [markdown]
@@ -56,8 +57,8 @@ reading(lesson=2)   # the key under each listing leaves out what lesson 1 define
 show("ksm.c.after:1437-1444")
 
 # %% [markdown]
-# - `ksm_madvise` (`ksm.c.after:1420-1461`) first ignores the advice for shared and special mappings
-#   (lines 1431-1435), then calls `__ksm_enter` for an mm not yet registered (the mm flag
+# - `ksm_madvise` (`ksm.c.after:1420-1461`) first ignores the advice for shared mappings and special ones
+#   (I/O, huge pages and others KSM cannot merge: lines 1431-1435), then calls `__ksm_enter` for an mm not yet registered (the mm flag
 #   `MMF_VM_MERGEABLE`), and marks the vma.
 #
 # `__ksm_enter` gives the mm an *mm_slot*, ksmd's record of one registered mm, and links it into a
@@ -90,8 +91,8 @@ show("ksm.c.after:1378-1392")
 #   *reference* held: a count the page keeps of who is using it, so that it is not freed under them
 #   (lesson 4). It finds the page with `follow_page(..., FOLL_GET)`, which walks the page tables to the
 #   page mapped at an address and takes that reference (`ksm.c.after:1307`).
-# - `cmp_and_merge_page` looks for a twin and merges; a KSM page already in the stable tree (both
-#   below) is skipped.
+# - `cmp_and_merge_page` looks for a twin and merges; a page that is already a KSM page (a merged
+#   page, kept in the *stable tree* of merged pages: both below) is skipped.
 # - `put_page(page)` drops the reference `follow_page` took.
 #
 # ### Practical: who is scanned first
@@ -159,8 +160,10 @@ show("ksm.c.after:1170-1200")
 # - **The checksum rule** (lines 1196-1200): `calc_checksum` hashes the page (jhash2, Bob Jenkins'
 #   hash, [glossary](glossary.md#jhash2), over its 4096 bytes, `ksm.c.after:691-698`). If the hash
 #   differs from the one the rmap_item stored on the previous pass, the page is changing: ksmd stores
-#   the new hash and leaves it. A page never seen has stored hash 0, so every page waits at least one
-#   pass. Pages skipped this way are *volatile*.
+#   the new hash and leaves it. A page never seen has stored hash 0, so a page that found no KSM twin
+#   waits at least one pass. Pages skipped this way are *volatile*. (A page identical to an existing
+#   KSM page does not wait: the stable search comes first, so it merges on ksmd's first visit;
+#   exercise 02.2 runs such a late joiner.)
 # - Only then does `unstable_tree_search_insert` look for a twin in the unstable tree, or insert the
 #   page there. A twin found there is merged with this page into a new KSM page, which moves into the
 #   stable tree (lessons 5 and 6 show how).
@@ -218,7 +221,8 @@ fig
 # visits `pages_to_scan` pages per wake-up and keeps an rmap_item for each. `cmp_and_merge_page`
 # searches the stable tree of KSM pages first; a page not found there must keep its checksum from the
 # pass before (the checksum rule) before it is looked up in, or inserted into, the unstable tree,
-# rebuilt every pass. So a page merges no sooner than ksmd's second visit. Part B: what a write to a
+# rebuilt every pass. So a page merges on ksmd's first visit only if a KSM page with its content
+# exists; otherwise no sooner than its second. Part B: what a write to a
 # merged page does, the counters that show all this, and unmerging.
 #
 # ### Write-protection and copy-on-write
@@ -241,13 +245,13 @@ fig
 # | `pages_unshared` | virtual pages in the unstable tree, waiting for a twin (`:175-177`) |
 # | `pages_volatile` | virtual pages ksmd has an rmap_item for that are in neither tree, mostly because they changed (`:1807-1822`) |
 # | `full_scans` | passes completed: the pass number `ksm_scan.seqnr` (`:1370`) |
-# | `run` | 0: stop; 1: merge; 2: unmerge everything, then stop (`:1722-1761`) |
+# | `run` | 0: stop; 1: merge; 2: unmerge everything (give every merged virtual page its own copy again: *Unmerging*, below), then stop (`:1722-1761`) |
 # | `pages_to_scan`, `sleep_millisecs` | pages per wake-up (100), pause between wake-ups (20 ms) (`:185-188`) |
 # | `max_kernel_pages` | the most KSM pages ksmd may create; 0: no limit (`:949-951`) |
 #
 # The counters move when ksmd visits a page, and when `run = 2` unmerges everything (which takes every
 # rmap_item out of the trees, `ksm.c.after:659`). A process's write to a merged page, or its
-# `MADV_UNMERGEABLE` (which only breaks the sharing, `:611-626`), shows in them only on ksmd's next
+# `MADV_UNMERGEABLE` (which gives a range its own pages again, below, and only breaks the sharing, `:611-626`), shows in them only on ksmd's next
 # visit.
 #
 # ### Practical: the counters, pass by pass
@@ -381,7 +385,7 @@ print("max_kernel_pages = 1:\n   ", counters(m))
 #   yet reclaim (the kernel freeing pages when memory runs short, by writing them out to swap;
 #   [glossary](glossary.md#reclaim)) could already ask whether a KSM page was used recently and unmap
 #   it (`page_referenced_ksm`, `ksm.c.before:1583`; `try_to_unmap_ksm`, `:1636`). The last patch of
-#   this commit's series removed the knob for 2.6.33.
+#   this commit's series (the patches posted with it) removed the knob for 2.6.33.
 #
 # ### Unmerging
 #
@@ -446,7 +450,7 @@ pd.DataFrame(rows)         # one column per moment (seven counters would not fit
 #   read-only), so the stable tree can be kept.
 # - **Why stable first?** (part A) A page identical to an existing KSM page saves most by joining it,
 #   and the stable tree is the trustworthy one.
-# - **The cost.** (parts A and B) A page is merged no sooner than its second pass, and a merged page
+# - **The cost.** (parts A and B) A page with no KSM twin yet is merged no sooner than its second pass, and a merged page
 #   costs a fault and a copy when written: KSM suits memory written rarely, such as that of many similar
 #   virtual machines.
 # - **Simplification.** (part B) ksmd and the processes take turns in the kit; in the kernel a process

@@ -82,7 +82,7 @@ show("rmap.c.after:751-752")
 # ### Limits, and what happens when a charge fails
 #
 # A memcg may have a limit. A charge that would take it over first makes the kernel *reclaim* memory
-# from that cgroup (`2.6.32.70 mm/memcontrol.c:1303-1352`): drop file pages that are *clean* (cached
+# from that cgroup (`2.6.32.70 mm/memcontrol.c:1303-1352`): drop *file pages* (the page cache's copies of files' contents) that are *clean* (cached
 # copies unchanged on disk; a changed page is *dirty*), and write anonymous pages to swap, after which
 # a pte holds a *swap entry* (where on swap the page is) instead of a pfn; a page with a copy on swap
 # that is also in memory is in the *swap cache*. When that cannot bring the cgroup
@@ -104,9 +104,9 @@ show("rmap.c.after:751-752")
 #
 # A process put in no memory cgroup is in the *root cgroup* (ksmlab: `"root"`), and its pages are
 # charged to the root like any other. In this era the root has no limit, so its charge skips the
-# counting (`2.6.32.70 mm/memcontrol.c:1307-1308`), and the usage its file reports is added up from
-# the per-cgroup page statistics instead, the counts of cached and anonymous pages the controller
-# keeps anyway (`:2526-2533`); ksmlab counts the root directly, with the same numbers.
+# counting (`2.6.32.70 mm/memcontrol.c:1307-1308`), and the usage its file `memory.usage_in_bytes` reports
+# is added up from the per-cgroup page statistics instead, the counts of file and anonymous pages the
+# controller keeps anyway (`:2526-2533`); ksmlab counts the root directly, with the same numbers.
 #
 # A page *charged to no cgroup* is counted by no memcg, not even the root: in use, yet in no cgroup's
 # usage and held against no limit. Page faults never make one: a faulted page is charged. ksmd made

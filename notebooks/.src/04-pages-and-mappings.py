@@ -56,8 +56,8 @@
 # list for each kind of page, anonymous and file. Two counters matter here:
 #
 # - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
-#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)` or `get_page` takes
-#   one), and a *pagevec*, a small batch of pages on their way to an LRU list (part B). `put_page`
+#   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)` or `get_page`, which adds
+#   one to `_count`, takes one), and a *pagevec*, a small batch of pages on their way to an LRU list (part B). `put_page`
 #   drops one; at 0 the page is freed.
 # - `_mapcount`: how many ptes map the page, stored minus one (-1: not mapped). ksmlab's tables show
 #   it plus one, as "mapcount".

@@ -62,7 +62,8 @@ show("ksm.c.before:938-948")
 
 # %% [markdown]
 # **2. Find the vma** (`ksm.c.before:950-955`, not shown). ksmd takes the mm's `mmap_sem`, the
-# read-write semaphore that protects its list of vmas, for reading (`down_read`); `ksm_test_exit`
+# read-write semaphore (a sleeping lock that many readers may hold at once, or one writer) that
+# protects its list of vmas, for reading (`down_read`); `ksm_test_exit`
 # gives up if the process is exiting; `find_vma` finds the vma at the address.
 #
 # **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; of its
@@ -175,7 +176,7 @@ fig
 
 # %% [markdown]
 # *Figure 1. After each step: the ptes of `a` and `b` (left; dashed: read-only) and the pages (right;
-# grey: charged to no cgroup, white: free, thick edge: KSM page; kind `-`: no mapping yet); orange `A`,
+# grey: charged to no cgroup, white: free, thick edge: KSM page; `map`: the mapcount; kind `-`: no mapping yet); orange `A`,
 # green `B`. `write_protect_page` runs just before each `replace_page`, so a pte turns dashed a step
 # early.*
 #

@@ -40,16 +40,16 @@ from ksmlab.sources import show
 # ## 02.1 · The two-pass rule
 #
 # **Goal:** predict the four page counters of ksmd after one and after two full scans, from the checksum rule.  
-# **Practises:** [lesson 02, part A: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule).
+# **Practises:** [lesson 02, part A: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule), with the counters of part B.
 #
-# One process maps 8 pages, writes `a, a, a, a, b, b, c, d` into them (one letter at the start of each
+# One process maps 8 pages, writes `a, b, a, c, b, a, d, e` into them (one letter at the start of each
 # page, zeros after it) and calls `madvise(MADV_MERGEABLE)` on all 8 (`mode="upgrade"`). What do the
 # four counters `pages_shared`, `pages_sharing`, `pages_unshared` and `pages_volatile` say after one
 # full scan, and after two? The scenario: `drills.two_pass_counters()`.
 #
 # Read first: `cmp_and_merge_page()` (`ksm.c.after:1161-1236`), its checksum test
 # (`ksm.c.after:1196-1200`), the counters (`ksm.c.after:169-179`) and `pages_volatile_show`
-# (`ksm.c.after:1807-1820`).
+# (`ksm.c.after:1807-1822`).
 
 # %%
 show("ksm.c.after:1196-1200")
@@ -62,7 +62,7 @@ answer = {
 ### BEGIN SOLUTION
 answer = {
     "after 1 full scan": {"pages_shared": 0, "pages_sharing": 0, "pages_unshared": 0, "pages_volatile": 8},
-    "after 2 full scans": {"pages_shared": 2, "pages_sharing": 4, "pages_unshared": 2, "pages_volatile": 0},
+    "after 2 full scans": {"pages_shared": 2, "pages_sharing": 3, "pages_unshared": 3, "pages_volatile": 0},
 }
 ### END SOLUTION
 
@@ -80,10 +80,11 @@ hint("02.1")   # run this cell again for the next hint
 # <!-- ### BEGIN SOLUTION -->
 # In pass 1 no page has a checksum from an earlier pass, so every `cmp_and_merge_page` stops at the
 # checksum test: all 8 rmap_items are in neither tree, and `pages_volatile` (rmap_items minus the other
-# three counters, `ksm.c.after:1807-1820`) is 8. In pass 2 the first `a` waits in the unstable tree, the
-# second finds it and the pair becomes a KSM page (`pages_shared` 1, `pages_sharing` 1); the third and
-# fourth `a` find that KSM page in the stable tree (`pages_sharing` 3). The `b`s make a second KSM page.
-# `c` and `d` wait in the unstable tree (`pages_unshared` 2). The same happens in both modes: the commit
+# three counters, `ksm.c.after:1807-1822`) is 8. In pass 2 the first `a` and the first `b` wait in the
+# unstable tree; the second `a` finds its twin there and the pair becomes a KSM page (`pages_shared` 1,
+# `pages_sharing` 1); `c` waits; the second `b` makes a second KSM page (`pages_shared` 2,
+# `pages_sharing` 2); the third `a` finds the first KSM page in the stable tree (`pages_sharing` 3).
+# `c`, `d` and `e` wait in the unstable tree (`pages_unshared` 3). The same happens in both modes: the commit
 # changes which page becomes the KSM page, not how many merge.
 # <!-- ### END SOLUTION -->
 
