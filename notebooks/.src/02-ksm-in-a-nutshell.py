@@ -18,8 +18,7 @@
 # hold with the same content. This lesson follows its kernel thread, ksmd, through its scan, then
 # reads every counter of `/sys/kernel/mm/ksm` (a folder of *sysfs*, the kernel's file system of
 # settings and counters: reading a file there prints a number, writing one changes a setting) and
-# unmerging. It takes two sittings, **part A** and **part B** (about 20 minutes each by the kit's estimate);
-# part B starts with a recap of part A.
+# unmerging, in two sittings (**part A**, **part B**) of about 20 minutes each.
 #
 # **You will be able to**
 # - (A) say which process ksmd visits first, and why a page is merged no sooner than ksmd's second visit
@@ -38,7 +37,7 @@
 # first (practical); rmap_items; the two trees and the checksum rule; the trees drawn (practical).
 # *Part B, writes, counters, unmerging*: write-protection and copy-on-write; the counters and knobs;
 # practicals: the counters pass by pass, plotted; a write to a merged page; max_kernel_pages;
-# unmerging. The Discussion and Check yourself mark each item's part. Each section defines its terms.
+# unmerging.
 
 # %% [markdown]
 # ## Part A: the scan and the two trees
@@ -57,8 +56,8 @@ reading(lesson=2)   # the key under each listing leaves out what lesson 1 define
 show("ksm.c.after:1437-1444")
 
 # %% [markdown]
-# - `ksm_madvise` (`ksm.c.after:1420-1461`) first ignores the advice for shared mappings and special ones
-#   (I/O, huge pages and others KSM cannot merge: lines 1431-1435), then calls `__ksm_enter` for an mm not yet registered (the mm flag
+# - `ksm_madvise` (`ksm.c.after:1420-1461`), the part of `madvise` that is KSM's, first ignores the advice for shared mappings and special ones
+#   (I/O memory, huge pages of 2 MB and others KSM cannot merge: lines 1431-1435), then calls `__ksm_enter` for an mm not yet registered (the mm flag
 #   `MMF_VM_MERGEABLE`), and marks the vma.
 #
 # `__ksm_enter` gives the mm an *mm_slot*, ksmd's record of one registered mm, and links it into a
@@ -251,7 +250,7 @@ fig
 #
 # The counters move when ksmd visits a page, and when `run = 2` unmerges everything (which takes every
 # rmap_item out of the trees, `ksm.c.after:659`). A process's write to a merged page, or its
-# `MADV_UNMERGEABLE` (which gives a range its own pages again, below, and only breaks the sharing, `:611-626`), shows in them only on ksmd's next
+# `MADV_UNMERGEABLE` (which gives a range its own pages again but leaves ksmd's rmap_items where they are, below, `:611-626`), shows in them only on ksmd's next
 # visit.
 #
 # ### Practical: the counters, pass by pass
@@ -353,7 +352,7 @@ print("after the next pass:\n   ", counters(m))
 
 # %% [markdown]
 # - Before the write both ptes are read-only and map the same KSM page. The write faulted, and
-#   `do_wp_page` gave `a` a new private, writable page; `b` keeps the KSM page, now with one user.
+#   `do_wp_page` gave `a` a new private, writable page (pfn 1: a frame freed at the merge, reused); `b` keeps the KSM page, now with one user.
 # - The counters did not move at the write. On its next visit ksmd takes `a`'s rmap_item out of the
 #   stable tree (`pages_sharing` drops to 0) and counts its changed page as volatile.
 #
@@ -463,8 +462,8 @@ pd.DataFrame(rows)         # one column per moment (seven counters would not fit
 # 1. (part A) Process `x` calls `madvise(MADV_MERGEABLE)` after `y`, both between passes. Whose pages
 #    does ksmd visit first?
 # 2. (part B) One process holds `a a b c c c`. Predict all four counters after pass 1 and after pass 2.
-# 3. (part B) A process writes to a page that ksmd merged. Which counter changes at the write, and which
-#    at ksmd's next pass?
+# 3. (part B) A process writes to a page that ksmd merged. Does any counter change at the write? Which
+#    change at ksmd's next pass?
 #
 # Exercises: [exercises/02-ksm-in-a-nutshell.ipynb](../exercises/02-ksm-in-a-nutshell.ipynb).
 #

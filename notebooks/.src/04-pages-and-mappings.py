@@ -164,7 +164,7 @@ pages_frame(m)
 #   ending in `...c3`, `stable_node | 3`. The two counts agree: nobody but the ptes holds it.
 # - Its flags: `referenced` (set by `mark_page_accessed`, the kernel's "this page was just used", when
 #   it was upgraded), `uptodate` (its content is valid), `lru` and `active` (on the active anonymous
-#   LRU list), `swapbacked` (its backing store would be swap). No `dirty`: in this era a faulted
+#   LRU list), `swapbacked` (were it written out, it would go to swap, not to a file). No `dirty`: in this era a faulted
 #   anonymous page is not marked dirty; the dirtiness is in its pte, and moves to the page only when
 #   it is unmapped or swapped.
 #
@@ -212,7 +212,8 @@ for row in rows:                      # keep the steps where a page's mapping ch
 pd.DataFrame(changed).set_index("step")
 
 # %% [markdown]
-# (Only the steps where a mapping changed are shown.)
+# (Only the steps where a mapping changed are shown; `__free_page` is where a page goes back to the
+# page allocator.)
 #
 # - pfn 1 is `a`'s page, pfn 2 `b`'s. Both start as anonymous pages (`...41`, `...81`: two anon_vmas,
 #   low bits `0x1`).
@@ -271,7 +272,7 @@ show("ksm.c.after:513-536")
 #
 # ### The page lock
 #
-# `PG_locked` is also a sleeping lock: `lock_page` waits for it, `trylock_page` gives up at once,
+# `PG_locked` is also a *sleeping lock* (a waiter sleeps until it is free, instead of spinning): `lock_page` waits for it, `trylock_page` gives up at once,
 # `unlock_page` releases it. Changing what a page *is* (`page->mapping`), or which page a pte maps, is
 # done under it. ksmd uses `trylock_page` so as not to wait (`ksm.c.after:853-861`). In ksmlab nothing
 # runs while ksmd runs, so its trylocks always succeed.

@@ -40,7 +40,7 @@ from ksmlab.sources import show
 # ## 02.1 · The two-pass rule
 #
 # **Goal:** predict the four page counters of ksmd after one and after two full scans, from the checksum rule.  
-# **Practises:** [lesson 02, part A: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule), with the counters of part B.
+# **Practises:** [lesson 02, part A: the two trees and the checksum rule](../notebooks/02-ksm-in-a-nutshell.ipynb#The-two-trees-and-the-checksum-rule), with [part B's counters](../notebooks/02-ksm-in-a-nutshell.ipynb#The-counters-and-knobs-of-/sys/kernel/mm/ksm).
 #
 # One process maps 8 pages, writes `a, b, a, c, b, a, d, e` into them (one letter at the start of each
 # page, zeros after it) and calls `madvise(MADV_MERGEABLE)` on all 8 (`mode="upgrade"`). What do the
