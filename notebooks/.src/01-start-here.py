@@ -256,7 +256,7 @@ print(mode_panel(two_tenants, "upgrade", picture=False))
 # 2. Which of the two modes runs the kernel as it was before the commit?
 # 3. What does the citation `ksm.c.before:946` point to? Print it with `show` and say what the line
 #    does. The key under the listing explains its names; a few of its words are later lessons':
-#    the [stable tree](glossary.md#stable-tree) and [reclaim](glossary.md#reclaim) (lesson 2) and
+#    the [stable tree](glossary.md#stable-tree) (lesson 2), [reclaim](glossary.md#reclaim) and
 #    [GFP flags](glossary.md#gfp-flags) (lesson 3).
 #
 # This lesson has no exercise notebook; the exercises start with

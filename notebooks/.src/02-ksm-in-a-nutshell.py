@@ -352,7 +352,7 @@ print("after the next pass:\n   ", counters(m))
 
 # %% [markdown]
 # - Before the write both ptes are read-only and map the same KSM page. The write faulted, and
-#   `do_wp_page` gave `a` a new private, writable page (pfn 1: a frame freed at the merge, reused); `b` keeps the KSM page, now with one user.
+#   `do_wp_page` gave `a` a new private, writable page (pfn 1: a physical page freed at the merge, reused); `b` keeps the KSM page, now with one user.
 # - The counters did not move at the write. On its next visit ksmd takes `a`'s rmap_item out of the
 #   stable tree (`pages_sharing` drops to 0) and counts its changed page as volatile.
 #

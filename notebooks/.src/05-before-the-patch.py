@@ -68,8 +68,8 @@ show("ksm.c.before:938-948")
 #
 # **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; of its
 # three flags, *uptodate* and *swapbacked* are those a faulted anonymous page has, and *dirty* is one it
-# has not (lesson 4: its dirtiness is in its pte), set because `kpage`'s content is in no other page
-# and no pte of `kpage` says it is dirty (lesson 6 says more); `set_page_stable_node(kpage, NULL)` makes it a KSM
+# has not (lesson 4: its dirtiness is in its pte); the old code sets it on the fresh copy anyway,
+# and lesson 6 shows why the new code can do without it; `set_page_stable_node(kpage, NULL)` makes it a KSM
 # page with no stable node yet (`mapping` `0x3`, lesson 4); `lru_cache_add_lru` parks it in ksmd's
 # per-CPU pagevec, which holds a reference.
 
@@ -240,7 +240,8 @@ events[events.index >= events.index[events.function == "write_protect_page"][1]]
 # - **Who pays.** Nobody: the allocated page was never charged (lesson 3's escape from the limit).
 # - **The pagevec's reference.** `kpage` sits in ksmd's pagevec, off every LRU list, until it drains:
 #   hence, in the old `try_to_merge_one_page`, the `lru_add_drain()` before `mlock_vma_page(kpage)`
-#   that it runs for a page in a `VM_LOCKED` (mlocked) area (`ksm.c.before:874-877`; not shown here), which moves a page to the unevictable list and must first isolate it
+#   that it runs for a page in a `VM_LOCKED` (mlocked) area (`ksm.c.before:874-877`; not shown here):
+#   `mlock_vma_page` moves a page to the unevictable list and must first isolate it
 #   from its LRU list (lesson 8).
 # - **Simplification.** ksmd's trylocks never fail in the kit, so the path where
 #   `try_to_merge_one_page` gives up on a locked page is not shown here.
