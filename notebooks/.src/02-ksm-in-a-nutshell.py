@@ -98,8 +98,8 @@ show("ksm.c.after:1378-1392")
 #
 # Three processes call `madvise` in the order `a`, `b`, `c`. We list the mm_slots in the cursor's
 # order (`m.kernel` is the simulated kernel, whose state you can read), let ksmd visit one page, and
-# read whose it was in the machine's *trace*, `m.trace`: one event per kernel function run, with the
-# function's name (`func`), the process it worked for (`process`), what it did and the source line it
+# read whose it was in the machine's *trace*, `m.trace`: one event per kernel function run, numbered in
+# order (`seq`), with the function's name (`func`), the process it worked for (`process`), what it did and the source line it
 # models.
 
 # %%

@@ -82,7 +82,7 @@ show("rmap.c.after:751-752")
 # ### Limits, and what happens when a charge fails
 #
 # A memcg may have a limit. A charge that would take it over first makes the kernel *reclaim* memory
-# from that cgroup (`2.6.32.70 mm/memcontrol.c:1303-1352`): drop *file pages* (the page cache's copies of files' contents) that are *clean* (cached
+# from that cgroup (`2.6.32.70 mm/memcontrol.c:1303-1352`): drop *file pages* (the copies of files' contents the kernel keeps in memory, its *page cache*) that are *clean* (cached
 # copies unchanged on disk; a changed page is *dirty*), and write anonymous pages to swap, after which
 # a pte holds a *swap entry* (where on swap the page is) instead of a pfn; a page with a copy on swap
 # that is also in memory is in the *swap cache*. When that cannot bring the cgroup
