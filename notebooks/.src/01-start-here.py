@@ -148,8 +148,9 @@ show("ksm.c.after:1-15")
 #
 # KSM then finds the identical pages: its *kernel thread* (a task that runs only kernel code, with no
 # user program), *ksmd*, visits the pages of every process that asked, and *merges* identical ones:
-# it maps them all onto a single read-only copy and frees the rest (lesson 2 explains how). We let ksmd make two full passes over
-# the memory (why two, lesson 2 explains).
+# it maps them all onto a single read-only copy and frees the rest (lesson 2 explains how). We let ksmd
+# make two full passes over the memory (why two, lesson 2 explains). The cell prints the physical
+# pages in use, then KSM's counters, which the bullets under it explain.
 
 # %%
 from ksmlab import Machine, PAGE_SIZE

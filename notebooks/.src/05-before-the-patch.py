@@ -192,7 +192,8 @@ show("ksm.c.before:755")
 # draining as a pass begins. `b` writes, the pagevecs drain (`lru_add_drain_all`, which drains every
 # CPU's; the kernel calls it from time to time, the kit here by hand), then `a` writes: the tree page is
 # still in CPU 0's pagevec when ksmd merges. Pages 1, 2, 3 are now `b`'s, `a`'s, `kpage`: the other way
-# round from above, because `b` writes first. The trace from the failure on:
+# round from above, because `b` writes first. The trace from the failure on (`release_pages`, in the
+# last rows, is the drain dropping a pagevec's references):
 
 # %%
 from ksmlab.views.tables import trace_frame
