@@ -11,7 +11,7 @@ notebook:
   `ksmlab.sources.show` prints;
 - **figures**: outputs that show a picture (PNG or SVG);
 
-A lesson taught in two sittings marks the break with a markdown paragraph that starts
+A lesson taught in more than one sitting marks each break with a markdown paragraph that starts
 ``**Stopping point`` (lesson 06's convention); each sitting is then also counted and estimated on its
 own, the Run All time shared between the sittings by their code cells.
 
