@@ -105,7 +105,7 @@ show("rmap.c.after:751-752")
 # A process put in no memory cgroup is in the *root cgroup* (ksmlab: `"root"`), and its pages are
 # charged to the root like any other. In this era the root has no limit, so its charge skips the
 # counting (`2.6.32.70 mm/memcontrol.c:1307-1308`), and the usage its file `memory.usage_in_bytes` reports (a cgroup is a folder of such files in the cgroup
-# file system, as the Practical shows)
+# file system; the Practical uses one of them, `tasks`)
 # is added up from the per-cgroup page statistics instead, the counts of file and anonymous pages the
 # controller keeps anyway (`:2526-2533`); ksmlab counts the root directly, with the same numbers.
 #

@@ -52,8 +52,9 @@
 # The kernel describes each physical page frame with a `struct page`; the frame's number in physical
 # memory is its *pfn* (page frame number). The page's *flags* are bits of its `page->flags` word, each
 # named `PG_x` and tested with `PageX()` ([glossary](glossary.md#page-flags)). `PG_lru` says it is on
-# an *LRU* list (least recently used), where reclaim chooses pages to evict: an active and an inactive
-# list for each kind of page, anonymous and file. Two counters matter here:
+# an *LRU* list (least recently used), where reclaim chooses pages to evict: an *active* list of pages used
+# recently and an *inactive* list of the others, where reclaim looks first, for each kind of page,
+# anonymous and file. Two counters matter here:
 #
 # - `_count`, the *reference count*: every holder of the page has one reference. Each pte that maps
 #   it holds one; so do ksmd while it works on the page (`follow_page(FOLL_GET)` or `get_page`, which adds
@@ -165,7 +166,8 @@ pages_frame(m)
 # - Its flags: `referenced` (set by `mark_page_accessed`, the kernel's "this page was just used", when
 #   it was upgraded), `uptodate` (its content is valid), `lru` and `active` (on the active anonymous
 #   LRU list), `swapbacked` (were it written out, it would go to swap, not to a file). No `dirty`: in this era a faulted
-#   anonymous page is not marked dirty; the dirtiness is in its pte, and moves to the page only when
+#   anonymous page is not marked dirty; the dirtiness is in its pte (which also has a dirty bit, set by the
+#   hardware at a write), and moves to the page only when
 #   it is unmapped or swapped.
 #
 # ### The tag bits through one merge
@@ -173,7 +175,8 @@ pages_frame(m)
 # The same merge taken apart. The setup below runs ksmd's first pass, which only puts `a`'s page in
 # the unstable tree; `record_merge` (`ksmlab.views.stepper`) then steps ksmd into the second pass,
 # where the merge happens, and snapshots every page after each event of the machine's trace
-# (`m.trace`: one event per kernel function the kit runs, lesson 2). We follow `page->mapping` of the
+# (`m.trace`: one event per kernel function the kit runs, lesson 2; the tables call its `func` field
+# `function`). We follow `page->mapping` of the
 # two pages.
 
 # %%

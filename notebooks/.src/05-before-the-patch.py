@@ -66,8 +66,8 @@ show("ksm.c.before:938-948")
 # protects its list of vmas, for reading (`down_read`); `ksm_test_exit`
 # gives up if the process is exiting; `find_vma` finds the vma at the address.
 #
-# **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; of its
-# three flags, *uptodate* and *swapbacked* are those a faulted anonymous page has, and *dirty* is one it
+# **3. Make the copy a KSM page.** `copy_user_highpage` copies the scanned page into `kpage`; of the
+# three flags the listing below sets, *uptodate* and *swapbacked* are those a faulted anonymous page has, and *dirty* is one it
 # has not (lesson 4: its dirtiness is in its pte); the old code sets it on the fresh copy anyway,
 # and lesson 6 shows why the new code can do without it; `set_page_stable_node(kpage, NULL)` makes it a KSM
 # page with no stable node yet (`mapping` `0x3`, lesson 4); `lru_cache_add_lru` parks it in ksmd's
