@@ -190,7 +190,8 @@ show("ksm.c.before:755")
 # %% [markdown]
 # The processes run on CPU 0, ksmd on CPU 1; `drain_before_pass=False` keeps the pagevecs from
 # draining as a pass begins. `b` writes, the pagevecs drain (`lru_add_drain_all`, which drains every
-# CPU's; the kernel calls it from time to time, the kit here by hand), then `a` writes: the tree page is
+# CPU's; in this era the `mlock` system call runs it first, `2.6.32.70 mm/mlock.c:499`; the kit
+# calls it here by hand), then `a` writes: the tree page is
 # still in CPU 0's pagevec when ksmd merges. Pages 1, 2, 3 are now `b`'s, `a`'s, `kpage`: the other way
 # round from above, because `b` writes first. The trace from the failure on (`release_pages`, in the
 # last rows, is the drain dropping a pagevec's references):
